@@ -1,0 +1,3 @@
+from robovision.cli import main
+
+raise SystemExit(main())
