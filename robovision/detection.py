@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,7 +48,6 @@ class Detection:
 
 def bearing_deg(box_xyxy_norm: tuple[float, float, float, float], hfov_deg: float) -> float:
     """Horizontal angle in degrees of the box centre from the optical axis (right is positive)."""
-    import math
 
     cx_norm = (box_xyxy_norm[0] + box_xyxy_norm[2]) / 2.0
     half_width = math.tan(math.radians(hfov_deg) / 2.0)
