@@ -29,6 +29,7 @@ COMMANDS = (
     "train",
     "eval",
     "bench",
+    "demo",
 )
 
 
