@@ -77,9 +77,12 @@ class Model:
         path: str | Path,
         backend: str = "auto",
         num_threads: int | None = None,
+        xnnpack: bool = True,
         **card_overrides: Any,
     ) -> Model:
         """Load the model at ``path`` with its card; ``card_overrides`` replace card keys.
+
+        ``backend``, ``num_threads`` and ``xnnpack`` go to ``open_interpreter``.
 
         Raises ``ModelNotFoundError``, ``ModelFormatError``, ``UnsupportedOpError``,
         ``ConfigError`` (card), ``RuntimeMissingError`` or ``RuntimeIncompatibleError``.
@@ -87,7 +90,7 @@ class Model:
         model_path = check_model_path(path)
         model_file = read_model_file(model_path)
         card = ModelCard.for_model(model_path).with_overrides(**card_overrides)
-        interpreter = open_interpreter(model_path, backend=backend, num_threads=num_threads)
+        interpreter = open_interpreter(model_path, backend=backend, num_threads=num_threads, xnnpack=xnnpack)
 
         decoder = card.decoder or guess_decoder(model_file, interpreter.outputs)
         try:
@@ -194,20 +197,16 @@ def _image_input(interpreter: Interpreter, path: Path) -> TensorSpec:
 
 
 def _make_preprocessor(input_spec: TensorSpec, card: ModelCard) -> Preprocessor:
-    normalizes = {"mean", "std"} & card.given
-    if normalizes and input_spec.dtype != np.float32:
-        raise ConfigError(
-            f"{_where(card)}: {' and '.join(sorted(normalizes))} apply to float inputs only; this model's "
-            f"input is {input_spec.dtype} and takes its quantization (scale {input_spec.scale:g}, zero point "
-            f"{input_spec.zero_point}) instead. Remove them from the card."
+    try:
+        return Preprocessor(
+            input_spec,
+            resize=ResizeMode(card.resize),
+            channel_order=card.channel_order,
+            mean=card.mean,
+            std=card.std,
         )
-    return Preprocessor(
-        input_spec,
-        resize=ResizeMode(card.resize),
-        channel_order=card.channel_order,
-        mean=card.mean,
-        std=card.std,
-    )
+    except ConfigError as exc:
+        raise ConfigError(f"{_where(card)}: {exc}") from exc
 
 
 def _where(card: ModelCard) -> str:

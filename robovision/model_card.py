@@ -15,8 +15,9 @@ guessed from its outputs. Keys:
 - ``resize``: ``stretch``, ``letterbox`` or ``crop``;
 - ``score_threshold``, ``iou_threshold`` (0..1), ``max_detections`` (>= 1);
 - ``class_filter``: list of labels to keep;
-- ``mean``, ``std``: input normalization ``(pixel - mean) / std`` for float inputs only,
-  a number or one per channel (quantized inputs take their scale and zero point instead);
+- ``mean``, ``std``: the real input value the model was trained on, ``(pixel - mean) / std``,
+  a number or one per channel. Needed for float inputs; quantized image inputs usually
+  span the pixel range already and need neither (see ``robovision.preprocess``);
 - ``[decoder_options]``: settings for the chosen decoder (see its module).
 
 Unknown keys and wrong types raise ``ConfigError`` naming the card, the key and the fix.
