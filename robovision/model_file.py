@@ -39,15 +39,17 @@ _OPERATOR_OPCODE_INDEX, _OPERATOR_INPUTS, _OPERATOR_OUTPUTS = 0, 1, 2
 class OperatorCode:
     """One entry of the model's operator code table.
 
-    ``builtin_code`` is the TFLite ``BuiltinOperator`` value (32 for custom ops);
-    ``version_offset`` is the byte offset of the stored version in the file, or
-    ``None`` when the version is the schema default (1) and not stored.
+    ``builtin_code`` is the TFLite ``BuiltinOperator`` value (32 for custom ops).
+    ``version_offset`` and ``custom_code_offset`` are the byte offsets in the file of the
+    stored version (int32) and of the custom name's first byte, or ``None`` when not stored
+    (a version equal to the schema default, 1, may be left out).
     """
 
     builtin_code: int
     custom_code: str | None
     version: int
-    version_offset: int | None
+    version_offset: int | None = None
+    custom_code_offset: int | None = None
 
     @property
     def name(self) -> str:
@@ -185,6 +187,11 @@ class _Reader:
         length = self.u32(pos)
         return self.data[pos + 4 : pos + 4 + length].decode("utf-8")
 
+    def string_offset(self, table: int, slot: int) -> int | None:
+        """Offset of the first byte of a string field's text, or ``None`` if absent."""
+        pos = self.ref(table, slot)
+        return None if pos is None else pos + 4
+
 
 def _parse(data: bytes, path: Path) -> ModelFile:
     reader = _Reader(data)
@@ -226,6 +233,7 @@ def _operator_code(reader: _Reader, table: int) -> OperatorCode:
         custom_code=reader.string(table, _OPCODE_CUSTOM),
         version=version,
         version_offset=version_pos,
+        custom_code_offset=reader.string_offset(table, _OPCODE_CUSTOM),
     )
 
 
