@@ -13,6 +13,7 @@ EXIT_NO_SOURCE = 3
 EXIT_CAMERA_BUSY = 4
 EXIT_MODEL = 5
 EXIT_RUNTIME = 6
+EXIT_ALREADY_RUNNING = 7
 
 
 class RobovisionError(Exception):
@@ -79,3 +80,15 @@ class RuntimeIncompatibleError(RobovisionError):
     """An interpreter is installed but cannot work here (e.g. tflite-runtime 2.14 with numpy 2)."""
 
     exit_code = EXIT_RUNTIME
+
+
+class ServiceError(RobovisionError):
+    """The detection service cannot start or go on (socket, runtime folder)."""
+
+    exit_code = EXIT_INTERNAL
+
+
+class SocketInUseError(ServiceError):
+    """Another live service already answers on the detection socket."""
+
+    exit_code = EXIT_ALREADY_RUNNING

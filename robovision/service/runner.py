@@ -1,0 +1,180 @@
+"""Start, run and stop the detection service: the body of ``robovision run``.
+
+Order of start-up: the model is loaded first (a model that cannot load stops the service
+with ``EXIT_MODEL`` before anything else happens), then the socket is bound (a live
+service on the same socket stops this one with ``EXIT_ALREADY_RUNNING``; a stale socket
+file left by a crash is removed), then the capture thread starts and the frame loop runs
+in the main thread until SIGTERM or SIGINT. SIGHUP reloads the thresholds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import logging
+import signal
+import threading
+from collections.abc import Iterator
+from types import FrameType
+from typing import Any, Callable
+
+from robovision.config import Config, SourceConfig
+from robovision.errors import ConfigError
+from robovision.service.capture import Capture, FrameSourceLike, Mailbox, SourceFactory
+from robovision.service.loop import FrameLoop
+from robovision.service.notify import Notifier
+from robovision.service.publisher import Publisher
+
+log = logging.getLogger(__name__)
+
+PYTHON_SOURCE_PREFIX = "python:"
+
+
+def load_python_source_class(spec: str) -> Callable[..., FrameSourceLike]:
+    """The class named by ``python:package.module:ClassName``.
+
+    This runs code from the named module, so the service accepts it only with
+    ``[source] allow_python = true`` (or ``--allow-python-source``). It exists for
+    custom frame sources (a test rig, an unusual camera); the class must offer the
+    ``FrameSource`` methods (``open``, ``read(timeout_s)``, ``close``, ``name``) and take the
+    source options (``fps``, ``size_wh``, ``loop``) as keyword arguments.
+    """
+    target = spec[len(PYTHON_SOURCE_PREFIX) :]
+    module_name, _, class_name = target.rpartition(":")
+    if not module_name or not class_name:
+        raise ConfigError(f"source {spec!r}: write it as python:package.module:ClassName")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(f"source {spec!r}: cannot import {module_name} ({exc}); check PYTHONPATH") from None
+    cls = getattr(module, class_name, None)
+    if cls is None or not callable(cls):
+        raise ConfigError(f"source {spec!r}: {module_name} has no class {class_name}")
+    return cls  # type: ignore[no-any-return]
+
+
+def source_factory(source: SourceConfig) -> SourceFactory:
+    """A callable that makes a fresh, unopened source from the config (called on every reopen)."""
+    options: dict[str, Any] = {"fps": source.fps, "size_wh": source.size_wh, "loop": source.loop}
+    if source.spec.startswith(PYTHON_SOURCE_PREFIX):
+        if not source.allow_python:
+            raise ConfigError(
+                f"source {source.spec!r} loads Python code; set [source] allow_python = true to allow it"
+            )
+        cls = load_python_source_class(source.spec)
+        return lambda: cls(**options)
+
+    from robovision.sources import open_source
+
+    def make() -> FrameSourceLike:
+        return open_source(source.spec, **options)  # type: ignore[no-any-return]
+
+    return make
+
+
+def load_model(config: Config) -> Any:
+    """The model named by the config, with the config's thresholds as card overrides."""
+    from robovision.model import Model
+
+    overrides: dict[str, Any] = {}
+    if config.model.score_threshold is not None:
+        overrides["score_threshold"] = config.model.score_threshold
+    if config.model.max_detections is not None:
+        overrides["max_detections"] = config.model.max_detections
+    if config.model.class_filter is not None:
+        overrides["class_filter"] = config.model.class_filter
+    return Model.load(
+        config.model.path,
+        backend=config.model.backend,
+        num_threads=config.model.num_threads,
+        **overrides,
+    )
+
+
+@contextlib.contextmanager
+def _signals(loop: FrameLoop) -> Iterator[None]:
+    """SIGTERM/SIGINT stop the loop, SIGHUP asks for a reload; previous handlers come back after."""
+    if threading.current_thread() is not threading.main_thread():
+        log.info("not in the main thread: signals are left to the caller")
+        yield
+        return
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        log.info("%s received; stopping", signal.Signals(signum).name)
+        loop.stop_event.set()
+
+    def reload(signum: int, frame: FrameType | None) -> None:
+        loop.reload_event.set()
+
+    previous = {
+        signal.SIGTERM: signal.signal(signal.SIGTERM, stop),
+        signal.SIGINT: signal.signal(signal.SIGINT, stop),
+        signal.SIGHUP: signal.signal(signal.SIGHUP, reload),
+    }
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def run_service(
+    config: Config,
+    *,
+    reload_config: Callable[[], Config] | None = None,
+    notifier: Notifier | None = None,
+) -> int:
+    """Run until stopped. Returns the exit code; raises ``RobovisionError`` subclasses on failure."""
+    notifier = notifier or Notifier()
+    factory = source_factory(config.source)
+    model = load_model(config)
+    mailbox = Mailbox()
+    capture = Capture(
+        factory,
+        mailbox,
+        read_timeout_s=config.source.read_timeout_s,
+        retry_initial_s=config.source.retry_initial_s,
+        retry_max_s=config.source.retry_max_s,
+        log_every_s=config.service.log_every_s,
+    )
+    sock = config.socket
+    publisher = Publisher(
+        sock.resolved_path,
+        group=sock.group,
+        max_subscribers=sock.max_subscribers,
+        queue_messages=sock.queue_messages,
+        send_buffer_bytes=sock.send_buffer_bytes,
+        max_inbound_bytes_per_s=sock.max_inbound_bytes_per_s,
+        tcp_host=sock.tcp_host,
+        tcp_port=sock.tcp_port,
+        log_every_s=config.service.log_every_s,
+    )
+    loop = FrameLoop(
+        config,
+        model,
+        capture=capture,
+        mailbox=mailbox,
+        publisher=publisher,
+        notifier=notifier,
+        reload_config=reload_config,
+    )
+    publisher.hello = loop.hello_line
+    publisher.start()
+    log.info(
+        "service started: source %s, model %s (%s), hfov %.1f deg, socket %s",
+        config.source.spec,
+        model.name,
+        model.interpreter.backend_name,
+        loop.thresholds.hfov_deg,
+        publisher.path,
+    )
+    try:
+        with _signals(loop):
+            capture.start()
+            return loop.run()
+    finally:
+        notifier.stopping()
+        capture.stop(timeout_s=0.8)
+        publisher.stop(timeout_s=0.5)
+        notifier.close()
+        log.info("service stopped after %d frames", loop.stats.frames)
