@@ -220,6 +220,8 @@ def check_model(config: Config) -> Check:
 
 def check_socket_folder(config: Config, user: UserInfo) -> Check:
     socket_path = config.socket.resolved_path
+    if config.socket.path is None and user.uid != os.getuid():
+        socket_path = SYSTEM_SOCKET_PATH  # another user's checks are for the systemd service
     folder = socket_path.parent
     if not folder.exists():
         if folder == SYSTEM_SOCKET_PATH.parent:

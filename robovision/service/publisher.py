@@ -143,15 +143,15 @@ class Publisher:
             self._thread.join(timeout_s)
             if self._thread.is_alive():
                 log.warning("publisher thread did not stop within %.1f s", timeout_s)
+        for listener in self._listeners:
+            listener.close()
+        self._listeners.clear()
+        self._remove_socket_file()
         with self._lock:
             subscribers = list(self._subscribers.values())
             self._subscribers.clear()
         for sub in subscribers:
             sub.sock.close()
-        for listener in self._listeners:
-            listener.close()
-        self._listeners.clear()
-        self._remove_socket_file()
         self._selector.close()
         self._wake_r.close()
         self._wake_w.close()
