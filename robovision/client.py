@@ -76,6 +76,7 @@ class StatusMessage:
     subscribers: int
     camera_state: str
     camera_error: str | None
+    camera_losses: int
     backend: str
     model: str
     thresholds: Mapping[str, Any]
@@ -169,6 +170,7 @@ def parse_message(raw: Mapping[str, Any]) -> Message:
                 subscribers=int(raw["subscribers"]),
                 camera_state=raw["camera"]["state"],
                 camera_error=raw["camera"].get("error"),
+                camera_losses=int(raw["camera"].get("losses", 0)),
                 backend=raw["backend"],
                 model=raw["model"],
                 thresholds=dict(raw["thresholds"]),

@@ -3,12 +3,14 @@ uses, a line reader for raw sockets, and a real ``robovision run`` subprocess.""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -213,6 +215,54 @@ log_level = "info"
     )
 
 
+def robovision_command() -> list[str]:
+    """How to start the CLI: this interpreter running the package."""
+    shim = os.environ.get("ROBOVISION_TEST_CLI_SHIM")
+    return [sys.executable, shim] if shim else [sys.executable, "-m", "robovision"]
+
+
+class Collector(threading.Thread):
+    """A subscriber in a thread: every parsed message with the monotonic time it arrived."""
+
+    def __init__(self, path: Path, *, rcvbuf: int | None = None, chunk: int = 65536) -> None:
+        super().__init__(daemon=True)
+        self.sock = connect(path, rcvbuf=rcvbuf, timeout_s=30.0)
+        self.reader = LineReader(self.sock, chunk=chunk)
+        self.messages: list[tuple[float, dict[str, Any]]] = []
+        self.error: BaseException | None = None
+        self._lock = threading.Lock()
+        self.start()
+
+    def run(self) -> None:
+        try:
+            for message in self.reader:
+                with self._lock:
+                    self.messages.append((time.monotonic(), message))
+        except OSError:
+            pass  # closed by stop()
+        except BaseException as exc:  # a broken line: the test reports it
+            self.error = exc
+
+    def of_type(self, kind: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return [m for _, m in self.messages if m["type"] == kind]
+
+    def wait_for(self, predicate: Any, timeout_s: float = 30.0, what: str = "messages") -> None:
+        deadline = time.monotonic() + timeout_s
+        while not predicate(self):
+            if self.error is not None:
+                raise AssertionError(f"subscriber failed: {self.error!r}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {what}")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+        self.join(5)
+        self.sock.close()
+
+
 class ServiceProcess:
     """``python -m robovision run --config CONFIG`` as a real subprocess; stderr goes to a file."""
 
@@ -225,7 +275,7 @@ class ServiceProcess:
         full_env.update(env or {})
         self._log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "robovision", "run", "--config", str(config), *args],
+            [*robovision_command(), "run", "--config", str(config), *args],
             stdout=subprocess.DEVNULL,
             stderr=self._log,
             env=full_env,
@@ -233,7 +283,6 @@ class ServiceProcess:
         )
 
     def log(self) -> str:
-        self._log.flush()
         return self.log_path.read_text(errors="replace")
 
     def wait_ready(self, timeout_s: float = 60.0) -> None:
@@ -242,9 +291,14 @@ class ServiceProcess:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise AssertionError(f"service exited with {self.proc.returncode}:\n{self.log()}")
-            if self.socket_path.exists():
+            probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                probe.connect(str(self.socket_path))
                 return
-            time.sleep(0.05)
+            except OSError:
+                time.sleep(0.05)
+            finally:
+                probe.close()
         raise AssertionError(f"no socket after {timeout_s} s:\n{self.log()}")
 
     def terminate(self, timeout_s: float = 10.0) -> tuple[int, float]:

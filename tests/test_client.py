@@ -37,7 +37,8 @@ def _status_raw() -> dict:
     return status_message(
         fps=14.8, latency_ms={"p50": 40.0, "p95": 55.0}, stage_ms={"inference": {"p50": 30.0, "p95": 41.0}},
         frames=100, dropped_capture=3, subscriber_drops=[{"id": 1, "dropped": 7, "queued": 2}],
-        camera_state="ok", camera_error=None, backend="litert", model_name="toycar", source="picamera2:0",
+        camera_state="ok", camera_error=None, camera_losses=0, backend="litert", model_name="toycar",
+        source="picamera2:0",
         uptime_s=12.0, thresholds={"score_threshold": 0.5, "max_detections": 20, "class_filter": None},
         hfov_deg=66.0, config_generation=1,
     )

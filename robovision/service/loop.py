@@ -138,6 +138,7 @@ class FrameLoop:
             subscriber_drops=[s.to_dict() for s in self.publisher.subscriber_stats()],
             camera_state=self.capture.state.value,
             camera_error=self.capture.error,
+            camera_losses=self.capture.losses,
             backend=self.model.interpreter.backend_name,
             model_name=self.model.name,
             source=self.source_name,

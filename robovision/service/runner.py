@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import inspect
 import logging
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from types import FrameType
 from typing import Any, Callable
 
@@ -50,24 +51,50 @@ def load_python_source_class(spec: str) -> Callable[..., FrameSourceLike]:
     cls = getattr(module, class_name, None)
     if cls is None or not callable(cls):
         raise ConfigError(f"source {spec!r}: {module_name} has no class {class_name}")
-    return cls  # type: ignore[no-any-return]
+    return cls
+
+
+def source_options(source: SourceConfig, accepted: Iterable[str]) -> dict[str, Any]:
+    """The config's source settings that a source class taking ``accepted`` keywords understands.
+
+    Frame size, rate and looping mean different keywords per source: a Pi camera takes its
+    rate as the ``FrameRate`` control, a V4L2 camera as ``fps``, a folder only ``loop``.
+    """
+    names = set(accepted)
+    wanted: dict[str, Any] = {"fps": source.fps, "size_wh": source.size_wh, "loop": source.loop}
+    options = {key: value for key, value in wanted.items() if key in names}
+    if "controls" in names and "fps" not in names:
+        options["controls"] = {"FrameRate": source.fps}
+    if "read_timeout_s" in names:
+        options["read_timeout_s"] = source.read_timeout_s
+    return options
+
+
+def _keyword_parameters(cls: Any) -> list[str]:
+    return [
+        name
+        for name, parameter in inspect.signature(cls.__init__).parameters.items()
+        if parameter.kind is inspect.Parameter.KEYWORD_ONLY
+    ]
 
 
 def source_factory(source: SourceConfig) -> SourceFactory:
     """A callable that makes a fresh, unopened source from the config (called on every reopen)."""
-    options: dict[str, Any] = {"fps": source.fps, "size_wh": source.size_wh, "loop": source.loop}
     if source.spec.startswith(PYTHON_SOURCE_PREFIX):
         if not source.allow_python:
             raise ConfigError(
                 f"source {source.spec!r} loads Python code; set [source] allow_python = true to allow it"
             )
         cls = load_python_source_class(source.spec)
+        options = source_options(source, _keyword_parameters(cls))
         return lambda: cls(**options)
 
     from robovision.sources import open_source
 
     def make() -> FrameSourceLike:
-        return open_source(source.spec, **options)  # type: ignore[no-any-return]
+        # Built once bare to learn which class the spec picks (construction opens nothing).
+        probe = open_source(source.spec)
+        return open_source(source.spec, **source_options(source, _keyword_parameters(type(probe))))
 
     return make
 
