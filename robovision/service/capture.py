@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 HANG_GRACE_S = 0.5
 """Extra time a read may take beyond ``read_timeout_s`` before it counts as hung."""
+_DEMAND_WAIT_S = 0.1
 
 
 class FrameSourceLike(Protocol):
@@ -51,9 +52,9 @@ class CameraState(str, enum.Enum):
     OK = "ok"
     """Frames are coming in."""
     LOST = "lost"
-    """The source was working and just failed (or hung); the first reopen is pending."""
+    """The source was working and failed (or hung); a reopen is pending."""
     RECONNECTING = "reconnecting"
-    """Reopening the source after it was lost, retrying with backoff until it answers."""
+    """Opening the source again after it was lost."""
     ABSENT = "absent"
     """The source has not opened since the service started (no camera, busy, no permission)."""
 
@@ -67,11 +68,19 @@ class Captured:
 
 
 class Mailbox:
-    """A one-slot, newest-wins hand-over between the capture thread and the inference loop."""
+    """A one-slot, newest-wins hand-over between the capture thread and the inference loop.
 
-    def __init__(self) -> None:
+    ``on_demand=True`` is for sources that hand out a frame at once whenever asked (a
+    replay at full speed, a folder): the capture thread then reads only after the loop has
+    asked for a frame, instead of spinning through frames nobody takes, and the frame is
+    fresh when the loop gets it. Cameras, which deliver at their own pace, leave it False.
+    """
+
+    def __init__(self, *, on_demand: bool = False) -> None:
         self._cond = threading.Condition()
         self._item: Captured | None = None
+        self._wanted = False
+        self.on_demand = on_demand
         self.dropped = 0
         """Frames replaced before the loop took them."""
 
@@ -80,15 +89,26 @@ class Mailbox:
             if self._item is not None:
                 self.dropped += 1
             self._item = item
-            self._cond.notify()
+            self._wanted = False
+            self._cond.notify_all()
 
     def take(self, timeout_s: float) -> Captured | None:
         """The newest frame, waiting at most ``timeout_s``; None if none came."""
         with self._cond:
             if self._item is None:
+                if self.on_demand and not self._wanted:
+                    self._wanted = True
+                    self._cond.notify_all()
                 self._cond.wait(timeout_s)
             item, self._item = self._item, None
             return item
+
+    def wait_for_demand(self, timeout_s: float) -> bool:
+        """Capture side, ``on_demand`` only: wait up to ``timeout_s`` for the loop to ask; True if it has."""
+        with self._cond:
+            if not self._wanted:
+                self._cond.wait(timeout_s)
+            return self._wanted
 
 
 class _Worker(threading.Thread):
@@ -143,27 +163,29 @@ class _Worker(threading.Thread):
         except ConfigError:
             raise
         except SourceError as exc:
-            state = CameraState.RECONNECTING if capture.ever_opened else CameraState.ABSENT
+            state = CameraState.LOST if capture.ever_opened else CameraState.ABSENT
             capture.set_state(state, str(exc))
             capture.throttle.log("open", logging.WARNING, "cannot open the source: %s (will retry)", exc)
             return None
         if self.abandoned.is_set():
             source.close()
             return None
-        log.debug("source %s opened", source.name)
+        log.info("source %s opened", source.name)
         capture.ever_opened = True
         return source
 
     def _read_one(self, source: FrameSourceLike) -> bool:
         """Read one frame into the mailbox. False when the source must be reopened or has ended."""
         capture = self.capture
+        if capture.mailbox.on_demand and not capture.mailbox.wait_for_demand(_DEMAND_WAIT_S):
+            return True  # not asked yet; come back after checking for a stop
         t_start = time.perf_counter()
         self.read_started_mono = time.monotonic()
         try:
             frame = source.read(timeout_s=capture.read_timeout_s)
         except SourceError as exc:
             if not self.abandoned.is_set():
-                capture.lost(str(exc))
+                capture.set_state(CameraState.LOST, str(exc))
                 capture.throttle.log("read", logging.WARNING, "source %s lost: %s", source.name, exc)
             return False
         finally:
@@ -213,8 +235,6 @@ class Capture:
         self.fatal: ConfigError | None = None
         self.last_frame_mono: float | None = None
         self.hangs = 0
-        self.losses = 0
-        """Times the source was lost or hung since the start."""
         self._lock = threading.Lock()
         self._state = CameraState.ABSENT
         self._error: str | None = None
@@ -238,12 +258,6 @@ class Capture:
         if changed:
             log.info("camera state: %s%s", state.value, f" ({error})" if error else "")
 
-    def lost(self, error: str) -> None:
-        """The source stopped giving frames; counted in ``losses``."""
-        with self._lock:
-            self.losses += 1
-        self.set_state(CameraState.LOST, error)
-
     def start(self) -> None:
         self._generation += 1
         self._worker = _Worker(self, self._generation)
@@ -259,7 +273,7 @@ class Capture:
             return False
         self.hangs += 1
         worker.abandoned.set()
-        self.lost(f"a read hung for more than {self.read_timeout_s:g} s")
+        self.set_state(CameraState.LOST, f"a read hung for more than {self.read_timeout_s:g} s")
         log.warning("capture hung for %.1f s; reopening the source", now_mono - started)
         self.start()
         return True
