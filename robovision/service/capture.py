@@ -52,9 +52,9 @@ class CameraState(str, enum.Enum):
     OK = "ok"
     """Frames are coming in."""
     LOST = "lost"
-    """The source was working and failed (or hung); a reopen is pending."""
+    """The source was working and just failed (or hung); the first reopen is pending."""
     RECONNECTING = "reconnecting"
-    """Opening the source again after it was lost."""
+    """Reopening the source after it was lost, retrying with backoff until it answers."""
     ABSENT = "absent"
     """The source has not opened since the service started (no camera, busy, no permission)."""
 
@@ -163,14 +163,14 @@ class _Worker(threading.Thread):
         except ConfigError:
             raise
         except SourceError as exc:
-            state = CameraState.LOST if capture.ever_opened else CameraState.ABSENT
+            state = CameraState.RECONNECTING if capture.ever_opened else CameraState.ABSENT
             capture.set_state(state, str(exc))
             capture.throttle.log("open", logging.WARNING, "cannot open the source: %s (will retry)", exc)
             return None
         if self.abandoned.is_set():
             source.close()
             return None
-        log.info("source %s opened", source.name)
+        log.debug("source %s opened", source.name)
         capture.ever_opened = True
         return source
 
@@ -185,7 +185,7 @@ class _Worker(threading.Thread):
             frame = source.read(timeout_s=capture.read_timeout_s)
         except SourceError as exc:
             if not self.abandoned.is_set():
-                capture.set_state(CameraState.LOST, str(exc))
+                capture.lost(str(exc))
                 capture.throttle.log("read", logging.WARNING, "source %s lost: %s", source.name, exc)
             return False
         finally:
@@ -235,6 +235,8 @@ class Capture:
         self.fatal: ConfigError | None = None
         self.last_frame_mono: float | None = None
         self.hangs = 0
+        self.losses = 0
+        """Times the source was lost or hung since the start."""
         self._lock = threading.Lock()
         self._state = CameraState.ABSENT
         self._error: str | None = None
@@ -258,6 +260,12 @@ class Capture:
         if changed:
             log.info("camera state: %s%s", state.value, f" ({error})" if error else "")
 
+    def lost(self, error: str) -> None:
+        """The source stopped giving frames; counted in ``losses``."""
+        with self._lock:
+            self.losses += 1
+        self.set_state(CameraState.LOST, error)
+
     def start(self) -> None:
         self._generation += 1
         self._worker = _Worker(self, self._generation)
@@ -273,7 +281,7 @@ class Capture:
             return False
         self.hangs += 1
         worker.abandoned.set()
-        self.set_state(CameraState.LOST, f"a read hung for more than {self.read_timeout_s:g} s")
+        self.lost(f"a read hung for more than {self.read_timeout_s:g} s")
         log.warning("capture hung for %.1f s; reopening the source", now_mono - started)
         self.start()
         return True
