@@ -238,3 +238,20 @@ def test_under_systemd_ready_comes_after_the_first_frame_then_watchdog_pings(tmp
                 break
         assert any("STOPPING=1" in t for t in tail)
         assert service.proc.wait(5) == 0
+
+
+def test_a_folder_source_is_read_on_request_so_every_frame_is_processed_then_the_service_ends(
+    tmp_path: Path,
+) -> None:
+    from service_support import IMAGES
+
+    count = len([p for p in IMAGES.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png")])
+    with ServiceProcess(service_config(tmp_path, source=str(IMAGES)), "--no-loop") as service:
+        service.wait_ready()
+        reader = Collector(service.socket_path)
+        assert service.proc.wait(120) == 0  # the folder's end stops the service
+        reader.join(10)
+    frame_ids = [m["frame_id"] for m in reader.of_type("detections")]
+    assert frame_ids == list(range(frame_ids[0], count))  # every frame, in order, to the last
+    assert reader.of_type("status")[-1]["dropped"]["capture"] == 0
+    assert not service.socket_path.exists()

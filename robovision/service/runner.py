@@ -20,7 +20,7 @@ from types import FrameType
 from typing import Any, Callable
 
 from robovision.config import Config, SourceConfig
-from robovision.errors import ConfigError
+from robovision.errors import ConfigError, SourceError
 from robovision.service.capture import Capture, FrameSourceLike, Mailbox, SourceFactory
 from robovision.service.loop import FrameLoop
 from robovision.service.notify import Notifier
@@ -99,6 +99,26 @@ def source_factory(source: SourceConfig) -> SourceFactory:
     return make
 
 
+def delivers_on_request(factory: SourceFactory) -> bool:
+    """Whether the configured source hands out a frame at once whenever asked (a file, a folder).
+
+    Such a source is read only when the loop asks (``Mailbox(on_demand=True)``), so its frames
+    are processed in order instead of being decoded and dropped as fast as the disk allows.
+    Cameras, streams and paced replays deliver at their own rate and are read continuously.
+    """
+    from robovision.sources import FolderSource, ImageSource, OpenCVSource, ReplaySource
+
+    try:
+        source = factory()  # constructing a source opens nothing
+    except (SourceError, ConfigError):
+        return False  # the capture thread reports it and retries
+    if isinstance(source, (FolderSource, ImageSource)):
+        return True
+    if isinstance(source, OpenCVSource):
+        return source.kind == "video"
+    return isinstance(source, ReplaySource) and source.fps == 0
+
+
 def load_model(config: Config) -> Any:
     """The model named by the config, with the config's thresholds as card overrides."""
     from robovision.model import Model
@@ -155,7 +175,7 @@ def run_service(
     notifier = notifier or Notifier()
     factory = source_factory(config.source)
     model = load_model(config)
-    mailbox = Mailbox()
+    mailbox = Mailbox(on_demand=delivers_on_request(factory))
     capture = Capture(
         factory,
         mailbox,
