@@ -301,10 +301,10 @@ class ServiceProcess:
                 probe.close()
         raise AssertionError(f"no socket after {timeout_s} s:\n{self.log()}")
 
-    def terminate(self, timeout_s: float = 10.0) -> tuple[int, float]:
-        """SIGTERM; returns (exit code, seconds it took to exit)."""
+    def terminate(self, timeout_s: float = 10.0, signum: int = signal.SIGTERM) -> tuple[int, float]:
+        """Send ``signum`` (SIGTERM); returns (exit code, seconds it took to exit)."""
         t0 = time.monotonic()
-        self.proc.send_signal(signal.SIGTERM)
+        self.proc.send_signal(signum)
         code = self.proc.wait(timeout=timeout_s)
         return code, time.monotonic() - t0
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from pathlib import Path
@@ -139,3 +140,43 @@ def test_subscriber_reconnects_with_backoff_when_the_service_restarts(tmp_path: 
 def test_subscriber_without_reconnect_reports_a_missing_service(tmp_path: Path) -> None:
     with pytest.raises(ConnectionError, match="is robovision running"):
         next(iter(Subscriber(tmp_path / "none.sock", reconnect=False)))
+
+
+def test_subscribe_command_prints_one_line_per_message_and_stops_after_count(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import argparse
+
+    from robovision.commands import subscribe
+
+    path = tmp_path / "detections.sock"
+    publisher = Publisher(path, hello=_hello)
+    publisher.start()
+    stop = threading.Event()
+
+    def produce() -> None:
+        seq = 0
+        while not stop.wait(0.02):
+            publisher.publish(encode_line(_detection_raw(seq=seq)), is_detection=True)
+            seq += 1
+
+    producer = threading.Thread(target=produce)
+    producer.start()
+    try:
+        parser = argparse.ArgumentParser()
+        subscribe.add_parser(parser.add_subparsers())
+        args = parser.parse_args(["subscribe", "--socket", str(path), "--count", "3", "--no-reconnect"])
+        assert args.func(args) == 0
+        lines = capsys.readouterr().out.splitlines()
+        assert lines[0].startswith("hello: robovision 0.1.0, model toycar")
+        assert len(lines) == 4
+        assert all(line.startswith("seq ") and "car 0.87" in line for line in lines[1:])
+
+        args = parser.parse_args(["subscribe", "--socket", str(path), "--count", "2", "--raw"])
+        assert args.func(args) == 0
+        raw = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+        assert [m["type"] for m in raw] == ["hello", "detections", "detections"]
+    finally:
+        stop.set()
+        producer.join()
+        publisher.stop()

@@ -154,6 +154,9 @@ def test_small_send_buffer_large_messages_and_a_subscriber_leaving_mid_message(t
             seqs.append(message["seq"])
     assert seqs == sorted(seqs)
     assert seqs[-1] - seqs[0] + 1 == len(seqs) + reported
+    schema = load_schema()
+    for _, message in slow.messages:
+        assert schema_errors(message, schema) == []
     log = service.log()
     assert "Traceback" not in log and " ERROR " not in log
 
@@ -201,8 +204,11 @@ def test_sighup_reloads_the_score_threshold_without_a_restart(tmp_path: Path) ->
         assert all(s["config_generation"] <= 2 for s in reader.of_type("status"))
         assert service.proc.poll() is None
         reader.stop()
-        assert service.terminate()[0] == 0
+        code, took_s = service.terminate(signum=signal.SIGINT)
+        assert code == 0
+        assert took_s < 2.0
     assert "config not reloaded" in service.log()
+    assert "SIGINT received; stopping" in service.log()
     assert "did you mean 'score_threshold'" in service.log()
 
 

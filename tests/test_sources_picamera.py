@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import importlib
 import importlib.util
 import subprocess
@@ -241,3 +242,77 @@ def test_importing_the_adapter_does_not_import_picamera2() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert result.stdout.strip() == "False"
+
+
+# --------------------------------------------------------------------------- the stand-in mirrors picamera2
+
+
+def test_standin_preview_defaults_and_padded_lores_match_picamera2(standin: ModuleType) -> None:
+    picamera2 = importlib.import_module("picamera2")
+    with picamera2.Picamera2() as camera:
+        config = camera.create_preview_configuration(main={"size": (1280, 960)}, lores={"size": (704, 576)})
+        assert config["main"]["format"] == "XBGR8888" and config["buffer_count"] == 4
+        camera.configure(config)
+        camera.start()
+        assert camera.capture_array("main").shape == (960, 1280, 4)
+        assert camera.capture_array("lores").shape == (864, 768)  # as reported in picamera2 issue 1182
+        assert camera.stream_configuration("lores")["stride"] == 768
+        metadata = camera.capture_metadata()
+        assert {"SensorTimestamp", "ExposureTime", "FrameDuration"} <= set(metadata)
+
+
+def test_standin_still_configuration_is_bgr888_at_sensor_resolution(standin: ModuleType) -> None:
+    picamera2 = importlib.import_module("picamera2")
+    with picamera2.Picamera2() as camera:
+        config = camera.create_still_configuration()
+        assert config["main"]["size"] == (4608, 2592) and config["main"]["format"] == "BGR888"
+        assert config["buffer_count"] == 1
+
+
+@pytest.mark.parametrize(
+    ("make", "error", "message"),
+    [
+        (lambda c: c.create_preview_configuration(main={"sise": (640, 480)}), ValueError, "Bad key 'sise'"),
+        (
+            lambda c: c.configure(
+                c.create_preview_configuration(main={"size": (320, 240)}, lores={"size": (640, 480)})
+            ),
+            RuntimeError,
+            "lores stream dimensions may not exceed main stream",
+        ),
+        (
+            lambda c: c.configure(c.create_preview_configuration(main={"format": "NV99"})),
+            RuntimeError,
+            "Bad format NV99 in stream main",
+        ),
+    ],
+)
+def test_standin_rejects_configurations_like_picamera2(
+    standin: ModuleType, make, error: type, message: str
+) -> None:  # type: ignore[no-untyped-def]
+    picamera2 = importlib.import_module("picamera2")
+    with picamera2.Picamera2() as camera, pytest.raises(error, match=message):
+        make(camera)
+
+
+def test_standin_capture_before_start_times_out_like_a_job(standin: ModuleType) -> None:
+    picamera2 = importlib.import_module("picamera2")
+    with picamera2.Picamera2() as camera:
+        camera.configure()
+        with pytest.raises(concurrent.futures.TimeoutError):
+            camera.capture_request(wait=0.05)
+
+
+def test_standin_absent_camera_is_an_index_error_like_picamera2(standin: ModuleType) -> None:
+    standin.reset(cameras=())
+    picamera2 = importlib.import_module("picamera2")
+    assert picamera2.Picamera2.global_camera_info() == []
+    with pytest.raises(IndexError):
+        picamera2.Picamera2()
+
+
+def test_standin_busy_camera_error_chain_matches_picamera2(standin: ModuleType) -> None:
+    picamera2 = importlib.import_module("picamera2")
+    with picamera2.Picamera2(), pytest.raises(RuntimeError, match="did not complete") as raised:
+        picamera2.Picamera2()
+    assert "Device or resource busy" in str(raised.value.__context__)

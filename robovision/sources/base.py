@@ -10,7 +10,7 @@ from typing import Optional
 
 import numpy as np
 
-from robovision.errors import SourceError
+from robovision.errors import ConfigError, SourceError
 from robovision.frame import Frame, PixelLayout
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ class FrameSource(abc.ABC):
         if not self._is_open:
             raise SourceError(f"{self.name}: read() before open(); use 'with open_source(...) as source:'")
         if timeout_s is not None and timeout_s <= 0:
-            raise SourceError(f"{self.name}: timeout_s must be positive, got {timeout_s}")
+            raise ConfigError(f"{self.name}: timeout_s must be positive, got {timeout_s}")
         return self._read(timeout_s)
 
     def close(self) -> None:
