@@ -172,7 +172,24 @@ def run_service(
     notifier: Notifier | None = None,
 ) -> int:
     """Run until stopped. Returns the exit code; raises ``RobovisionError`` subclasses on failure."""
-    notifier = notifier or Notifier()
+    with _sighup_ignored():
+        return _run(config, reload_config, notifier or Notifier())
+
+
+@contextlib.contextmanager
+def _sighup_ignored() -> Iterator[None]:
+    """A reload asked for while the model loads must not kill the process (SIGHUP's default)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+
+
+def _run(config: Config, reload_config: Callable[[], Config] | None, notifier: Notifier) -> int:
     factory = source_factory(config.source)
     model = load_model(config)
     mailbox = Mailbox(on_demand=delivers_on_request(factory))
