@@ -252,19 +252,30 @@ class Subscriber:
                         f"cannot connect to {self.path}: {exc.strerror or exc}; is robovision running?"
                     ) from None
                 log.debug("connect to %s failed (%s); retrying in %.2f s", self.path, exc, backoff_s)
-                self._closed.wait(backoff_s)
-                backoff_s = min(backoff_s * 2.0, self.backoff_max_s)
+                backoff_s = self._back_off(backoff_s)
                 continue
-            backoff_s = self.backoff_initial_s
+            served = False
             try:
-                yield from self._lines(sock)
+                for message in self._lines(sock):
+                    kind = message.get("type") if self.raw else getattr(message, "raw", {}).get("type")
+                    served = served or kind != "error"
+                    yield message
             finally:
                 sock.close()
                 self._sock = None
-            if not self.reconnect:
+            if not self.reconnect or self._closed.is_set():
                 return
-            if not self._closed.is_set():
+            if served:
+                backoff_s = self.backoff_initial_s
                 log.info("connection to %s lost; reconnecting", self.path)
+            else:
+                # Refused (too many subscribers) or closed at once: do not hammer the service.
+                backoff_s = self._back_off(backoff_s)
+
+    def _back_off(self, backoff_s: float) -> float:
+        """Wait ``backoff_s`` (or until closed); the next wait, doubled up to the cap."""
+        self._closed.wait(backoff_s)
+        return min(backoff_s * 2.0, self.backoff_max_s)
 
     def _connect(self) -> socket.socket:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
