@@ -230,6 +230,14 @@ def test_common_service_options_are_accepted_by_every_source(spec: str) -> None:
     assert not source.is_open
 
 
+def test_video_file_accepts_the_options_a_service_passes_to_any_opencv_source(tmp_path: Path) -> None:
+    video = tmp_path / "clip.avi"
+    write_video(video, sorted(TOYCARS.glob("*.jpg"))[:2])
+    with open_source(video, fps=30.0, size_wh=(640, 480), loop=False, read_timeout_s=2.0) as source:
+        frame = source.read(timeout_s=2.0)
+    assert frame is not None and frame.size_wh == (320, 240)  # a file keeps its own size
+
+
 def test_common_options_reach_the_sources_they_apply_to() -> None:
     camera = open_source("picamera2:1", fps=15.0, size_wh=(320, 240), loop=True)
     assert camera.controls == {"FrameRate": 15.0}  # type: ignore[attr-defined]

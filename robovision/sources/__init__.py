@@ -60,7 +60,7 @@ log = logging.getLogger(__name__)
 COMMON_OPTIONS = ("fps", "size_wh", "loop")
 # What OpenCVSource takes for each kind of target.
 _OPENCV_OPTIONS = {
-    "video": ("loop",),
+    "video": ("loop", "open_timeout_s", "read_timeout_s"),  # timeouts unused: a file does not hang
     "v4l2": ("size_wh", "fps", "fourcc", "open_timeout_s", "read_timeout_s"),
     "url": ("open_timeout_s", "read_timeout_s"),
 }
