@@ -217,8 +217,7 @@ log_level = "info"
 
 def robovision_command() -> list[str]:
     """How to start the CLI: this interpreter running the package."""
-    shim = os.environ.get("ROBOVISION_TEST_CLI_SHIM")
-    return [sys.executable, shim] if shim else [sys.executable, "-m", "robovision"]
+    return [sys.executable, "-m", "robovision"]
 
 
 class Collector(threading.Thread):

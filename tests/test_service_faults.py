@@ -96,7 +96,7 @@ def test_a_hung_capture_is_detected_and_the_source_reopened(tmp_path: Path) -> N
         reader.wait_for(hung_reported, timeout_s=10.0, what="a status reporting the hang")
         detected_s = time.monotonic() - t_hang
         print(f"hang reported {detected_s:.2f} s after the capture stopped")
-        assert detected_s < 1.0 + 0.5 + 1.0  # read_timeout_s + grace + a status interval and scheduling
+        assert detected_s < 1.0 + 0.5 + 1.5  # read_timeout_s + grace + a status interval and a busy machine
         (faults / "hang").unlink()
         mark = len(reader.messages)
         reader.wait_for(lambda c: _detections_since(c, mark) >= 5, what="detections after the hang")
