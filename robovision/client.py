@@ -24,7 +24,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Union
+from typing import Any, ClassVar, Union
 
 from robovision.config import client_socket_path
 
@@ -50,6 +50,7 @@ class DetectionInfo:
 
 @dataclass(frozen=True)
 class DetectionMessage:
+    type: ClassVar[str] = "detections"
     seq: int
     frame_id: int
     t_capture_wall: float
@@ -66,6 +67,7 @@ class DetectionMessage:
 
 @dataclass(frozen=True)
 class StatusMessage:
+    type: ClassVar[str] = "status"
     t_wall: float
     uptime_s: float
     fps: float
@@ -85,6 +87,7 @@ class StatusMessage:
 
 @dataclass(frozen=True)
 class HelloMessage:
+    type: ClassVar[str] = "hello"
     version: str
     model: str
     source: str
@@ -97,6 +100,7 @@ class HelloMessage:
 class GapMessage:
     """This subscriber fell behind: ``dropped`` messages were discarded before the next one."""
 
+    type: ClassVar[str] = "gap"
     dropped: int
     dropped_detections: int
     raw: Mapping[str, Any]
@@ -106,6 +110,7 @@ class GapMessage:
 class ErrorMessage:
     """The service refused this connection (e.g. too many subscribers); it closes next."""
 
+    type: ClassVar[str] = "error"
     code: str
     message: str
     raw: Mapping[str, Any]

@@ -65,6 +65,8 @@ def test_messages_built_by_the_service_parse_into_typed_values_and_match_the_sch
     gap = gap_message(5, 4)
     assert schema_errors(gap, schema) == []
     assert parse_message(gap) == GapMessage(5, 4, gap)
+    for built in (raw, _status_raw(), gap, {"v": 1, "type": "future"}):
+        assert parse_message(built).type == built["type"]
 
 
 def test_schema_checker_rejects_what_the_schema_forbids() -> None:
