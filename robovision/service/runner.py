@@ -57,8 +57,8 @@ def load_python_source_class(spec: str) -> Callable[..., FrameSourceLike]:
 def source_options(source: SourceConfig, accepted: Iterable[str]) -> dict[str, Any]:
     """The config's source settings that a source class taking ``accepted`` keywords understands.
 
-    Frame size, rate and looping mean different keywords per source: a Pi camera takes its
-    rate as the ``FrameRate`` control, a V4L2 camera as ``fps``, a folder only ``loop``.
+    Not every source takes every setting: a folder takes only ``loop``, a stream none. A
+    source that takes ``controls`` but no ``fps`` gets the rate as the ``FrameRate`` control.
     """
     names = set(accepted)
     wanted: dict[str, Any] = {"fps": source.fps, "size_wh": source.size_wh, "loop": source.loop}
