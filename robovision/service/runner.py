@@ -78,6 +78,17 @@ def _keyword_parameters(cls: Any) -> list[str]:
     ]
 
 
+def _accepted_options(probe: Any) -> list[str]:
+    """The keywords a built source takes; OpenCV sources take some only for some kinds."""
+    kind = getattr(probe, "kind", None)
+    if kind == "url":
+        return ["read_timeout_s"]
+    if kind == "video":
+        return ["loop"]
+    accepted = _keyword_parameters(type(probe))
+    return [name for name in accepted if not (kind == "v4l2" and name == "loop")]
+
+
 def source_factory(source: SourceConfig) -> SourceFactory:
     """A callable that makes a fresh, unopened source from the config (called on every reopen)."""
     if source.spec.startswith(PYTHON_SOURCE_PREFIX):
@@ -92,9 +103,9 @@ def source_factory(source: SourceConfig) -> SourceFactory:
     from robovision.sources import open_source
 
     def make() -> FrameSourceLike:
-        # Built once bare to learn which class the spec picks (construction opens nothing).
+        # Built once bare to learn which source the spec picks (construction opens nothing).
         probe = open_source(source.spec)
-        return open_source(source.spec, **source_options(source, _keyword_parameters(type(probe))))
+        return open_source(source.spec, **source_options(source, _accepted_options(probe)))
 
     return make
 
