@@ -69,6 +69,7 @@ def test_camera_absent_at_boot_then_lost_mid_run_comes_back_without_a_restart(tm
         reader.wait_for(lambda c: _detections_since(c, mark) >= 5, what="detections after the camera is back")
         reader.wait_for(lambda c: "ok" in _states_since(c, mark), what="status camera ok")
         assert reader.of_type("status")[-1]["camera"]["error"] is None
+        assert reader.of_type("status")[-1]["camera"]["losses"] == 1
         recovered_s = time.monotonic() - t_lost - 5.0
         print(f"detections resumed {recovered_s:.2f} s after the camera came back")
         assert service.proc.poll() is None  # the same process all along

@@ -261,10 +261,16 @@ class Capture:
             log.info("camera state: %s%s", state.value, f" ({error})" if error else "")
 
     def lost(self, error: str) -> None:
-        """The source stopped giving frames; counted in ``losses``."""
+        """The source stopped giving frames.
+
+        A source that was delivering becomes ``lost`` and counts one more in ``losses``; a
+        failure while it is being brought back keeps it ``reconnecting``, uncounted.
+        """
         with self._lock:
-            self.losses += 1
-        self.set_state(CameraState.LOST, error)
+            was_ok = self._state is CameraState.OK
+            if was_ok:
+                self.losses += 1
+        self.set_state(CameraState.LOST if was_ok else CameraState.RECONNECTING, error)
 
     def start(self) -> None:
         self._generation += 1

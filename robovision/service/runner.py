@@ -181,10 +181,15 @@ def run_service(
     *,
     reload_config: Callable[[], Config] | None = None,
     notifier: Notifier | None = None,
+    stop_event: threading.Event | None = None,
 ) -> int:
-    """Run until stopped. Returns the exit code; raises ``RobovisionError`` subclasses on failure."""
+    """Run until stopped. Returns the exit code; raises ``RobovisionError`` subclasses on failure.
+
+    In the main thread SIGTERM/SIGINT stop it and SIGHUP reloads; from another thread, set
+    ``stop_event`` to stop it.
+    """
     with _sighup_ignored():
-        return _run(config, reload_config, notifier or Notifier())
+        return _run(config, reload_config, notifier or Notifier(), stop_event)
 
 
 @contextlib.contextmanager
@@ -200,7 +205,12 @@ def _sighup_ignored() -> Iterator[None]:
         signal.signal(signal.SIGHUP, previous)
 
 
-def _run(config: Config, reload_config: Callable[[], Config] | None, notifier: Notifier) -> int:
+def _run(
+    config: Config,
+    reload_config: Callable[[], Config] | None,
+    notifier: Notifier,
+    stop_event: threading.Event | None,
+) -> int:
     factory = source_factory(config.source)
     model = load_model(config)
     mailbox = Mailbox(on_demand=delivers_on_request(factory))
@@ -234,6 +244,8 @@ def _run(config: Config, reload_config: Callable[[], Config] | None, notifier: N
         reload_config=reload_config,
     )
     publisher.hello = loop.hello_line
+    if stop_event is not None:
+        loop.stop_event = stop_event
     publisher.start()
     log.info(
         "service started: source %s, model %s (%s), hfov %.1f deg, socket %s",
