@@ -162,10 +162,11 @@ class _Worker(threading.Thread):
             source.open()
         except ConfigError:
             raise
-        except SourceError as exc:
+        except Exception as exc:  # a driver's unexpected error must not end capture for good
             state = CameraState.RECONNECTING if capture.ever_opened else CameraState.ABSENT
-            capture.set_state(state, str(exc))
-            capture.throttle.log("open", logging.WARNING, "cannot open the source: %s (will retry)", exc)
+            capture.set_state(state, str(exc) or type(exc).__name__)
+            level = logging.WARNING if isinstance(exc, SourceError) else logging.ERROR
+            capture.throttle.log("open", level, "cannot open the source: %r (will retry)", exc)
             return None
         if self.abandoned.is_set():
             source.close()
@@ -183,10 +184,11 @@ class _Worker(threading.Thread):
         self.read_started_mono = time.monotonic()
         try:
             frame = source.read(timeout_s=capture.read_timeout_s)
-        except SourceError as exc:
+        except Exception as exc:  # a driver's unexpected error counts as a lost camera
             if not self.abandoned.is_set():
-                capture.lost(str(exc))
-                capture.throttle.log("read", logging.WARNING, "source %s lost: %s", source.name, exc)
+                capture.lost(str(exc) or type(exc).__name__)
+                level = logging.WARNING if isinstance(exc, SourceError) else logging.ERROR
+                capture.throttle.log("read", level, "source %s lost: %r (will reopen)", source.name, exc)
             return False
         finally:
             self.read_started_mono = None

@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 from robovision import __version__
 from robovision.config import Config, reloadable_changes
-from robovision.errors import ConfigError, RobovisionError
+from robovision.errors import ConfigError, RobovisionError, ServiceError
 from robovision.messages import detection_message, encode_line, hello_message, status_message
 from robovision.model import Model
 from robovision.service.capture import Capture, Captured, Mailbox
@@ -169,6 +169,8 @@ class FrameLoop:
             self._tell_systemd(now)
             if self.capture.fatal is not None:
                 raise self.capture.fatal
+            if not self.publisher.alive:
+                raise ServiceError("the publisher thread stopped (its error is logged); restart the service")
             if self.capture.ended and item is None:
                 log.info("source ended after %d frames; stopping", self.stats.frames)
                 self._publish_status()

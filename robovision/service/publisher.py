@@ -293,7 +293,13 @@ class Publisher:
     # -- the publisher thread ---------------------------------------------------------
 
     def _run(self) -> None:
-        log.debug("publisher thread started")
+        try:
+            self._serve()
+        except Exception:
+            # The frame loop sees the thread gone and stops the service with an error.
+            log.exception("publisher thread failed")
+
+    def _serve(self) -> None:
         while not self._stop.is_set():
             self.heartbeat_mono = time.monotonic()
             for key, mask in self._selector.select(_SELECT_TIMEOUT_S):
