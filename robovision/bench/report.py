@@ -67,6 +67,13 @@ def _model_block(model: dict[str, Any]) -> list[str]:
             + f" {_pcts(pipeline['latency_ms'], ('p50', 'p95', 'p99')):>19}"
         )
     lines.append("  (ceiling and pipeline in frames/s; stage times and capture-to-publish latency in ms)")
+    for entry in model["backends"]:
+        parts = entry["pipeline"].get("gap_parts_ms") or {}
+        lines.append(
+            f"  {entry['backend']}: per frame beyond the bare invoke(): "
+            + ", ".join(f"{name} {_num(value, 3)}" for name, value in parts.items())
+            + " ms"
+        )
     reference = model["reference"]
     if reference["status"] == "ok":
         lines.append(

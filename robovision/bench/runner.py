@@ -238,7 +238,7 @@ def _model_result(
     return {
         "model": model.name,
         "path": str(path),
-        "kind": targets.model_kind(path),
+        "kind": targets.model_kind(path, model.decoder),
         "input": {"shape": list(spec.shape), "dtype": str(spec.dtype)},
         "preprocess_alone_ms": percentiles(time_preprocess(model, frames, PREPROCESS_SAMPLES)),
         "backends": backends,
@@ -278,6 +278,7 @@ def _backend_result(entry: _Entry) -> dict[str, Any]:
             "other_ms": percentiles(other_ms),
             "frame_ms": percentiles(interval_ms),
             "gap_ms": 1000.0 / pipeline_fps - ceiling_ms if pipeline_fps > 0 else None,
+            "gap_parts_ms": _gap_parts(stage_ms, other_ms, entry.invoke_ms),
             "latency_ms": percentiles([v for run in runs for v in run.total_ms], (50, 95, 99)),
             "receive_latency_ms": percentiles(
                 [v for run in runs for v in run.receive_latency_ms], (50, 95, 99)
@@ -286,6 +287,20 @@ def _backend_result(entry: _Entry) -> dict[str, Any]:
             "dropped_capture": sum(run.dropped_capture for run in runs),
         },
     }
+
+
+def _gap_parts(
+    stage_ms: dict[str, list[float]], other_ms: list[float], invoke_ms: list[float]
+) -> dict[str, float]:
+    """Median ms per frame of each part of the pipeline beyond the bare ``invoke()``.
+
+    ``inference_excess`` is the pipeline's inference stage (input copy, invoke, output
+    copies, on caches the other stages left) minus the bare ``invoke()``.
+    """
+    parts = {stage: median(values) for stage, values in stage_ms.items() if stage != "inference"}
+    parts["inference_excess"] = median(stage_ms["inference"]) - median(invoke_ms)
+    parts["other"] = median(other_ms)
+    return parts
 
 
 def _other_ms(runs: Sequence[PipelineRun]) -> list[float]:

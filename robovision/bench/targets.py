@@ -24,10 +24,14 @@ REFERENCE_SPEEDUP_MIN = 5.0
 TARGET_KINDS = ("toycar", "ssd")
 
 
-def model_kind(path: Path) -> str:
-    """ "toycar" for the shipped model, "ssd" for the SSD reference model, else "other"."""
+def model_kind(path: Path, decoder: str = "") -> str:
+    """Which targets apply to a model.
+
+    "toycar" for the shipped model or another build of it (its card names the toycar
+    decoder), "ssd" for the SSD reference model, else "other".
+    """
     resolved = path.resolve()
-    if resolved == shipped_model_path().resolve():
+    if resolved == shipped_model_path().resolve() or decoder == "toycar":
         return "toycar"
     if resolved == reference_model_path().resolve():
         return "ssd"
@@ -53,13 +57,11 @@ def _model_targets(kind: str, model: dict[str, Any]) -> list[dict[str, Any]]:
     name = model["model"]
     entry = next((b for b in model["backends"] if b["backend"] == TARGET_BACKEND), None)
     if entry is None:
-        entry_results = [
-            _na(t, name, f"backend {TARGET_BACKEND} not measured") for t in ("pipeline_vs_ceiling",)
-        ]
-        first = model["backends"][0] if model["backends"] else None
+        results = [_na("pipeline_vs_ceiling", name, f"backend {TARGET_BACKEND} not measured")]
+        entry = model["backends"][0] if model["backends"] else None
     else:
         pipeline = entry["pipeline"]
-        entry_results = [
+        results = [
             _judge(
                 "pipeline_vs_ceiling",
                 name,
@@ -67,17 +69,20 @@ def _model_targets(kind: str, model: dict[str, Any]) -> list[dict[str, Any]]:
                 PIPELINE_RATIO_MIN[kind],
                 "x",
                 at_least=True,
-                note=f"limited by {pipeline['limiting_stage']}",
+                note=f"limited by {pipeline['limiting_stage']}; beyond the ceiling: {_gap_text(pipeline)}",
             )
         ]
-        first = entry
-    results = entry_results
-    if first is not None:
-        results += _stage_targets(name, first)
+    if entry is not None:
+        results += _stage_targets(name, entry)
     results += _memory_targets(name, model.get("memory"))
     if kind == "ssd":
         results.append(_reference_target(name, model.get("reference")))
     return results
+
+
+def _gap_text(pipeline: dict[str, Any]) -> str:
+    parts = pipeline.get("gap_parts_ms") or {}
+    return ", ".join(f"{name} {value:.3f}" for name, value in parts.items()) + " ms per frame"
 
 
 def _stage_targets(name: str, entry: dict[str, Any]) -> list[dict[str, Any]]:
