@@ -256,12 +256,6 @@ def test_runtime_missing_error_for_a_named_backend() -> None:
     assert result.stdout.startswith("ai-edge-litert is not installed")
 
 
-def _cli_complete() -> bool:
-    from robovision.cli import COMMANDS
-
-    return all(importlib.util.find_spec(f"robovision.commands.{name}") for name in COMMANDS)
-
-
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "robovision", *args],
@@ -273,12 +267,6 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-needs_cli = pytest.mark.skipif(
-    not _cli_complete(), reason="not every robovision subcommand module exists yet"
-)
-
-
-@needs_cli
 @pytest.mark.parametrize(("content", "text"), [(None, "does not exist"), (b"garbage" * 10, "TFL3")])
 def test_capture_exits_with_the_model_code(tmp_path: Path, content: bytes | None, text: str) -> None:
     model = tmp_path / "model.tflite"
@@ -291,7 +279,6 @@ def test_capture_exits_with_the_model_code(tmp_path: Path, content: bytes | None
     assert text in result.stderr
 
 
-@needs_cli
 def test_info_exits_with_the_model_code_for_a_newer_op(newer_op_model: Path) -> None:
     result = run_cli("info", str(newer_op_model))
 
