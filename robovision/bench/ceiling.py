@@ -9,15 +9,25 @@ import numpy as np
 
 from robovision.interpreter import Interpreter
 
+WARMUP_INVOCATIONS = 3
+
 
 def time_invocations(
-    interpreter: Interpreter, tensors: Sequence[np.ndarray], count: int, budget_s: float
+    interpreter: Interpreter,
+    tensors: Sequence[np.ndarray],
+    count: int,
+    budget_s: float,
+    warmup: int = WARMUP_INVOCATIONS,
 ) -> list[float]:
     """Milliseconds of each ``invoke()``, cycling through ``tensors`` (each set untimed before its call).
 
-    Stops after ``count`` calls or once ``budget_s`` seconds of invocation have been spent,
-    whichever comes first (at least one call).
+    ``warmup`` untimed calls come first (a backend may pack weights or start threads on its
+    first calls). Stops after ``count`` timed calls or once ``budget_s`` seconds of
+    invocation have been timed, whichever comes first (at least one call).
     """
+    for i in range(warmup):
+        interpreter.set_input(tensors[i % len(tensors)])
+        interpreter.invoke()
     times_ms: list[float] = []
     spent_s = 0.0
     for i in range(count):
