@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
+from robovision.boxes import iou_xyxy
 from robovision.decoders import toycar
 from robovision.decoders.base import DecodeParams
-from robovision.errors import ModelFormatError
+from robovision.errors import ModelFormatError, RuntimeIncompatibleError, RuntimeMissingError
+from robovision.evaluate import ImageDetections, match_image, summarize
+from robovision.frame import PixelLayout
+from robovision.model import Model
+from robovision.paths import project_root
 from robovision.tensor_spec import TensorSpec
+from robovision.train.dataset import find_labelled_images, read_name_list, read_yolo_boxes
 from robovision.transform import Transform
 
 GRID = 20
 INPUT = 160
 SPEC = TensorSpec(0, "grid", (1, GRID, GRID, 5), np.dtype(np.int8), scale=1 / 256, zero_point=-128)
 PARAMS = DecodeParams(labels=("toy_car",), score_threshold=0.5, iou_threshold=0.45, max_detections=20)
+PRECISION_FLOOR = 0.9
+RECALL_FLOOR = 0.7
+"""What the shipped model reaches on the validation photographs at its card's threshold, rounded down."""
 # A 640x480 frame stretched to 160x160.
 STRETCH = Transform(frame_wh=(640, 480), input_wh=(INPUT, INPUT), scale_xy=(0.25, 1 / 3), offset_xy=(0, 0))
 
@@ -112,3 +122,61 @@ def test_a_box_reaching_past_the_input_is_clipped_to_the_frame() -> None:
 def test_wrong_output_shape_is_refused(shape: tuple[int, ...]) -> None:
     with pytest.raises(ModelFormatError, match="toycar decoder"):
         toycar.decode([np.zeros(shape, np.int8)], [SPEC], STRETCH, PARAMS)
+
+
+# The shipped model, run end to end on the validation photographs by each installed backend.
+
+SHIPPED = project_root() / "models" / "toycar.tflite"
+TOYCARS = project_root() / "data" / "toycars"
+
+
+def load_shipped(backend: str) -> Model:
+    try:
+        return Model.load(SHIPPED, backend=backend)
+    except (RuntimeMissingError, RuntimeIncompatibleError) as exc:
+        pytest.skip(f"{backend} not usable here: {exc}")
+
+
+def detect_validation(model: Model) -> list[ImageDetections]:
+    out = []
+    for item in find_labelled_images(TOYCARS, read_name_list(TOYCARS / "val.txt")):
+        image_bgr = cv2.imread(str(item.image_path))
+        truth = read_yolo_boxes(item.label_path, (image_bgr.shape[1], image_bgr.shape[0]))
+        detections = model.detect_image(image_bgr, PixelLayout.BGR).detections
+        boxes = np.array([d.box_xyxy for d in detections], np.float32).reshape(-1, 4)
+        scores = np.array([d.score for d in detections], np.float32)
+        out.append(ImageDetections(item.image_path.name, truth, boxes, scores))
+    return out
+
+
+@pytest.mark.backend
+@pytest.mark.parametrize("backend", ["litert", "tflite-runtime"])
+def test_shipped_model_finds_the_validation_cars(backend: str) -> None:
+    model = load_shipped(backend)
+    assert model.decoder == "toycar"
+    assert model.interpreter.inputs[0].dtype == np.int8 and model.interpreter.outputs[0].dtype == np.int8
+
+    matched = [match_image(image) for image in detect_validation(model)]
+    summary = summarize(matched, model.params.score_threshold)
+
+    assert summary.cars == 81
+    assert summary.precision >= PRECISION_FLOOR, summary
+    assert summary.recall >= RECALL_FLOOR, summary
+
+
+@pytest.mark.backend
+def test_shipped_model_gives_the_same_detections_on_both_backends() -> None:
+    # The runtimes' int8 kernels round differently by a few steps, so a detection scored at the
+    # threshold may pass in one and not the other; any clearly above it must be in both.
+    litert_model = load_shipped("litert")
+    margin = 0.02
+    clear = litert_model.params.score_threshold + margin
+    litert = detect_validation(litert_model)
+    tflite_runtime = detect_validation(load_shipped("tflite-runtime"))
+    for ours, theirs in [*zip(litert, tflite_runtime), *zip(tflite_runtime, litert)]:
+        for box, score in zip(ours.boxes_xyxy, ours.scores):
+            if score < clear:
+                continue
+            overlaps = iou_xyxy(box, theirs.boxes_xyxy)
+            assert overlaps.size and overlaps.max() >= 0.85, (ours.name, box)
+            assert abs(theirs.scores[int(np.argmax(overlaps))] - score) <= margin, (ours.name, box)

@@ -106,6 +106,9 @@ def test_augmented_samples_are_repeatable_and_well_formed() -> None:
 
 
 @pytest.mark.slow
+# TensorFlow's converter warns that int8 input statistics were not given; the representative
+# dataset supplies them.
+@pytest.mark.filterwarnings("ignore:Statistics for quantized inputs:UserWarning")
 def test_tiny_training_run_converts_to_an_int8_model_the_runtime_decodes(tmp_path: Path) -> None:
     pytest.importorskip("tensorflow")
     from robovision.frame import PixelLayout

@@ -61,11 +61,12 @@ def run(args: argparse.Namespace) -> int:
 
     if not 0.0 <= args.score_floor <= 1.0:
         raise ConfigError(f"--score-floor must be between 0 and 1, got {args.score_floor}")
+    if args.score_threshold is not None:
+        _check_threshold(args.score_threshold, args.score_floor)
     model_path = args.model or shipped_model_path()
     card_model = Model.load(model_path, backend=args.backend, num_threads=args.threads)
     threshold = card_model.card.score_threshold if args.score_threshold is None else args.score_threshold
-    if not args.score_floor <= threshold <= 1.0:
-        raise ConfigError(f"the score threshold {threshold} must lie between --score-floor and 1")
+    _check_threshold(threshold, args.score_floor)
     model = Model.load(
         model_path,
         backend=args.backend,
@@ -95,6 +96,14 @@ def run(args: argparse.Namespace) -> int:
         report["plot"] = str(args.plot)
     print(json.dumps(report, indent=2) if args.json else format_text(report))
     return EXIT_OK
+
+
+def _check_threshold(threshold: float, floor: float) -> None:
+    if not floor <= threshold <= 1.0:
+        raise ConfigError(
+            f"the score threshold {threshold:g} must lie between --score-floor ({floor:g}) and 1; "
+            f"lower --score-floor to score below it"
+        )
 
 
 def _warm_up(detect: Any, path: Path) -> None:

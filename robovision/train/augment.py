@@ -1,13 +1,14 @@
 """Training samples made from the photographs: geometric and photometric augmentation.
 
 Every sample is a function of ``(seed, index)`` only, so a run is repeatable however the
-samples are spread over threads. Three kinds of sample:
+samples are spread over threads. Four kinds of sample:
 
 - a photograph, cropped/scaled, rotated, flipped, sometimes tilted in perspective as a
   camera close to the floor sees it;
 - a photograph shrunk onto a larger background (many small, far cars);
 - a car-free background (a negative texture or a car-free part of a photograph) with
-  cars cut from their boxes pasted on at many sizes.
+  cars cut from their boxes pasted on at many sizes;
+- a car-free background alone (chair wheels, hands, keyboards: things that are not cars).
 
 Boxes are mapped through the same 3x3 homography as the pixels, using points on the
 ellipse inscribed in each box, which keeps boxes tight under rotation.
@@ -78,7 +79,11 @@ class Augmenter:
         """The sample number ``index`` of this augmenter's endless, repeatable stream."""
         rng = np.random.default_rng([self.seed, 2, index])
         cfg = self.config
-        if self.backgrounds and self.patches and rng.random() < cfg.paste_probability:
+        kind = rng.random()
+        if self.backgrounds and kind < cfg.empty_probability:
+            image = self._background(rng)
+            boxes = ignore = np.zeros((0, 4), dtype=np.float32)
+        elif self.backgrounds and self.patches and kind < cfg.empty_probability + cfg.paste_probability:
             image, boxes, ignore = self._pasted(rng)
         else:
             image, boxes, ignore = self._photo(rng)

@@ -44,25 +44,27 @@ class ModelConfig:
     """Square input side in pixels; must be a multiple of ``stride``."""
     stride: int = 8
     """Input pixels per output grid cell (3 max pools give 8)."""
-    widths: tuple[int, ...] = (8, 16, 32, 64, 96, 128)
+    widths: tuple[int, ...] = (8, 16, 32, 64, 128, 160)
     """Channels of the stages: stride 1, 2, 4, 8 (two convs), stride 16 context."""
-    head_width: int = 64
+    head_width: int = 96
     offset_span_cells: float = 4.0
     """A box centre may lie up to half this many cells from the cell centre that predicts it."""
 
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    paste_probability: float = 0.35
-    """Chance that a sample is a background with cars pasted on, instead of a photograph."""
-    zoom_out_probability: float = 0.25
+    empty_probability: float = 0.08
+    """Chance that a sample is a car-free background alone."""
+    paste_probability: float = 0.2
+    """Chance that a sample is a background with cars pasted on."""
+    zoom_out_probability: float = 0.15
     """Chance that a photograph is shrunk onto a larger background (small, far cars)."""
-    scale_range: tuple[float, float] = (0.45, 1.15)
-    """Crop side as a fraction of the photograph's shorter side... times the longer-side fit."""
-    rotate_deg: float = 12.0
-    rotate90_probability: float = 0.15
+    scale_range: tuple[float, float] = (0.7, 1.15)
+    """Crop window size as a fraction of the photograph's size (log-uniform); below 1 zooms in."""
+    rotate_deg: float = 8.0
+    rotate90_probability: float = 0.1
     flip_vertical_probability: float = 0.1
-    perspective_probability: float = 0.25
+    perspective_probability: float = 0.15
     min_visible_fraction: float = 0.45
     """A cut-off car counts as a car only if this much of its box stays in the crop."""
     blur_probability: float = 0.25
@@ -73,7 +75,7 @@ class AugmentConfig:
 @dataclass(frozen=True)
 class TrainConfig:
     seed: int = 20250
-    steps: int = 3000
+    steps: int = 3600
     batch_size: int = 24
     learning_rate: float = 3e-3
     warmup_steps: int = 150
@@ -82,8 +84,8 @@ class TrainConfig:
     ema_momentum: float = 0.995
     """Exponential moving average of the weights used for the exported model (0: off)."""
     threads: int = 2
-    giou_loss_weight: float = 2.0
-    offset_loss_weight: float = 0.5
+    giou_loss_weight: float = 5.0
+    offset_loss_weight: float = 1.0
     log_every: int = 50
     eval_every: int = 0
     """Evaluate the float model on validation every so many steps (0: only at the end)."""
