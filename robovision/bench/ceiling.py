@@ -42,6 +42,12 @@ def time_invocations(
     return times_ms
 
 
+def typical_fps(times_ms: Sequence[float]) -> float:
+    """Invocations per second of a typical call: 1000 / the median of ``times_ms``."""
+    typical_ms = float(np.median(times_ms))
+    return 1000.0 / typical_ms if typical_ms > 0 else 0.0
+
+
 def rate_fps(times_ms: Sequence[float]) -> float:
     """Invocations per second over the summed time of ``times_ms``."""
     total_ms = float(np.sum(times_ms))

@@ -56,6 +56,9 @@ class PipelineRun:
 
     frames: int
     fps: float
+    """Frames per second of a typical frame: 1000 / the median time between two publishes."""
+    fps_throughput: float
+    """Frames per second over the whole run (pauses the machine imposed included)."""
     stage_ms: dict[str, list[float]]
     total_ms: list[float]
     frame_interval_ms: list[float]
@@ -194,16 +197,19 @@ def _summarize(rows: np.ndarray, report: dict[str, object], dropped: int) -> Pip
         raise ServiceError(f"the pipeline measured only {len(rows)} frame(s); give it more frames or time")
     t_publish = rows[:, 0]
     span_s = float(t_publish[-1] - t_publish[0])
-    fps = (len(rows) - 1) / span_s if span_s > 0 else 0.0
+    throughput = (len(rows) - 1) / span_s if span_s > 0 else 0.0
+    interval_ms = np.diff(t_publish) * 1000.0
+    typical_ms = float(np.median(interval_ms))
     stage_ms = {stage: rows[:, 1 + i].tolist() for i, stage in enumerate(STAGES)}
     latency = report.get("latencies_ms")
     received = report.get("received")
     return PipelineRun(
         frames=len(rows),
-        fps=fps,
+        fps=1000.0 / typical_ms if typical_ms > 0 else 0.0,
+        fps_throughput=throughput,
         stage_ms=stage_ms,
         total_ms=rows[:, -1].tolist(),
-        frame_interval_ms=(np.diff(t_publish) * 1000.0).tolist(),
+        frame_interval_ms=interval_ms.tolist(),
         received=int(received) if isinstance(received, int) else 0,
         receive_latency_ms=[float(v) for v in latency] if isinstance(latency, list) else [],
         dropped_capture=dropped,

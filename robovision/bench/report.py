@@ -66,13 +66,18 @@ def _model_block(model: dict[str, Any]) -> list[str]:
             + "".join(f" {_pcts(stages[stage]):>14}" for stage in STAGES)
             + f" {_pcts(pipeline['latency_ms'], ('p50', 'p95', 'p99')):>19}"
         )
-    lines.append("  (ceiling and pipeline in frames/s; stage times and capture-to-publish latency in ms)")
+    lines.append(
+        "  (ceiling and pipeline: frames/s of a typical frame, 1000 / median ms; stage times and "
+        "capture-to-publish latency in ms)"
+    )
     for entry in model["backends"]:
-        parts = entry["pipeline"].get("gap_parts_ms") or {}
+        pipeline = entry["pipeline"]
+        parts = pipeline.get("gap_parts_ms") or {}
         lines.append(
             f"  {entry['backend']}: per frame beyond the bare invoke(): "
             + ", ".join(f"{name} {_num(value, 3)}" for name, value in parts.items())
-            + " ms"
+            + f" ms; whole-run throughput {_num(pipeline['throughput_fps'], 1)} against "
+            f"{_num(entry['ceiling']['throughput_fps'], 1)} frames/s ({_num(pipeline['throughput_ratio'])})"
         )
     reference = model["reference"]
     if reference["status"] == "ok":

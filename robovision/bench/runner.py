@@ -25,7 +25,7 @@ import numpy as np
 
 from robovision import __version__
 from robovision.bench import targets
-from robovision.bench.ceiling import rate_fps, time_invocations
+from robovision.bench.ceiling import rate_fps, time_invocations, typical_fps
 from robovision.bench.frames import FRAME_SIZE_WH, open_replay, write_frames
 from robovision.bench.memory import measure_memory
 from robovision.bench.pipeline import PipelineRun, run_pipeline
@@ -93,6 +93,7 @@ class _Entry:
     tensors: list[np.ndarray]
     invoke_ms: list[float] = field(default_factory=list)
     ceiling_fps: list[float] = field(default_factory=list)
+    ceiling_throughput: list[float] = field(default_factory=list)
     pipelines: list[PipelineRun] = field(default_factory=list)
 
 
@@ -199,7 +200,8 @@ def _rounds(
                 entry.model.interpreter, entry.tensors, settings.invokes, settings.round_s
             )
             entry.invoke_ms += times
-            entry.ceiling_fps.append(rate_fps(times))
+            entry.ceiling_fps.append(typical_fps(times))
+            entry.ceiling_throughput.append(rate_fps(times))
             run = run_pipeline(
                 entry.model,
                 replay,
@@ -250,6 +252,9 @@ def _backend_result(entry: _Entry) -> dict[str, Any]:
     interpreter = entry.model.interpreter
     runs = entry.pipelines
     ratios = [run.fps / ceiling for run, ceiling in zip(runs, entry.ceiling_fps) if ceiling > 0]
+    throughput_ratios = [
+        run.fps_throughput / ceiling for run, ceiling in zip(runs, entry.ceiling_throughput) if ceiling > 0
+    ]
     stage_ms = {stage: [v for run in runs for v in run.stage_ms[stage]] for stage in STAGES}
     interval_ms = [v for run in runs for v in run.frame_interval_ms]
     other_ms = _other_ms(runs)
@@ -263,6 +268,7 @@ def _backend_result(entry: _Entry) -> dict[str, Any]:
         "ceiling": {
             "fps": median(entry.ceiling_fps),
             "rounds_fps": entry.ceiling_fps,
+            "throughput_fps": median(entry.ceiling_throughput),
             "invoke_ms": percentiles(entry.invoke_ms),
             "invocations": len(entry.invoke_ms),
         },
@@ -271,6 +277,8 @@ def _backend_result(entry: _Entry) -> dict[str, Any]:
             "rounds_fps": [run.fps for run in runs],
             "ratio": median(ratios),
             "rounds_ratio": ratios,
+            "throughput_fps": median([run.fps_throughput for run in runs]),
+            "throughput_ratio": median(throughput_ratios),
             "frames": sum(run.frames for run in runs),
             "limiting_stage": limiting,
             "limiting_share": share,
@@ -329,15 +337,14 @@ def _reference_result(references: list[dict[str, Any]], entry: _Entry) -> dict[s
     if not good:
         return {"status": "not measured", "reason": errors[0] if errors else "not run"}
     pipeline_fps = [run.fps for run in entry.pipelines]
-    speedups = [
-        fps / r["fps"] for fps, r in zip(pipeline_fps, references) if "error" not in r and r["fps"] > 0
-    ]
+    speedups = [fps * r["ms_p50"] / 1000.0 for fps, r in zip(pipeline_fps, references) if "error" not in r]
     return {
         "status": "ok",
         "backend": f"tflite-runtime {good[0].get('tflite_runtime', '?')}",
         "numpy": good[0].get("numpy"),
-        "fps": median([r["fps"] for r in good]),
-        "rounds_fps": [r["fps"] for r in good],
+        "fps": median([1000.0 / r["ms_p50"] for r in good]),
+        "rounds_fps": [1000.0 / r["ms_p50"] for r in good],
+        "throughput_fps": median([r["fps"] for r in good]),
         "ms_p50": median([r["ms_p50"] for r in good]),
         "frames": sum(int(r["frames"]) for r in good),
         "compared_with": entry.model.interpreter.backend_name,
