@@ -1,8 +1,8 @@
 """One benchmark run: every model on every usable backend, measured in interleaved rounds.
 
 Each round measures, for every model and backend in turn, the ceiling (bare ``invoke()``)
-and then the full pipeline, and then the reference loop for every model; so the ratios
-compare figures taken seconds apart under the same load. Figures are medians over the
+and then the full pipeline, followed by the model's reference loop after its first backend;
+so the ratios compare figures taken seconds apart under the same load. Figures are medians over the
 rounds (rates, ratios) or percentiles over every measured frame of every round (stage
 times, latency). Memory and start-up are measured once per model, in processes of their
 own, after the rounds.
@@ -190,7 +190,11 @@ def _rounds(
     tmp: Path,
     reference: tuple[ReferenceRunner, Path],
 ) -> dict[Path, list[dict[str, Any]]]:
-    """Run the rounds; ``reference`` is the runner and the frames file it reads."""
+    """Run the rounds; ``reference`` is the runner and the frames file it reads.
+
+    Within a round each model's reference loop runs right after its pipeline on the first
+    backend (the one it is compared with), so the two see the same load.
+    """
     runner, frames_npy = reference
     references: dict[Path, list[dict[str, Any]]] = {path: [] for path in _paths(entries)}
     for number in range(settings.rounds):
@@ -211,19 +215,18 @@ def _rounds(
                 budget_s=settings.round_s,
             )
             entry.pipelines.append(run)
-        if not runner.usable:
-            continue
-        for path, results in references.items():
-            results.append(
-                run_reference(
-                    runner,
-                    path,
-                    frames_npy,
-                    threads=settings.threads,
-                    count=settings.reference_frames,
-                    timeout_s=_REFERENCE_TIMEOUT_S,
+            path = entry.model.path
+            if runner.usable and len(references[path]) == number:
+                references[path].append(
+                    run_reference(
+                        runner,
+                        path,
+                        frames_npy,
+                        threads=settings.threads,
+                        count=settings.reference_frames,
+                        timeout_s=_REFERENCE_TIMEOUT_S,
+                    )
                 )
-            )
     return references
 
 
