@@ -56,7 +56,7 @@ class BenchSettings:
     threads: int
     backends: Optional[tuple[str, ...]] = None
     """None: every installed, usable backend."""
-    rounds: int = 3
+    rounds: int = 5
     frames: int = 300
     """Pipeline frames per round (after ``warmup``)."""
     warmup: int = 20

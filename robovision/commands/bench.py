@@ -50,7 +50,7 @@ def add_parser(subparsers: Any) -> None:
         default=os.cpu_count() or 1,
         help="interpreter threads for every side (default: cores)",
     )
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved measurement rounds (default 3)")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved measurement rounds (default 5)")
     parser.add_argument("--frames", type=int, default=300, help="pipeline frames per round (default 300)")
     parser.add_argument("--invokes", type=int, default=300, help="bare invocations per round (default 300)")
     parser.add_argument(
