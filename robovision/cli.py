@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -19,6 +20,8 @@ from robovision import __version__
 from robovision.errors import EXIT_INTERNAL, EXIT_USAGE, RobovisionError
 
 log = logging.getLogger(__name__)
+
+EXIT_BROKEN_PIPE = 141
 
 COMMANDS = (
     "capture",
@@ -46,6 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
     for name in COMMANDS:
         module = importlib.import_module(f"robovision.commands.{name}")
         module.add_parser(subparsers)
+    for subparser in subparsers.choices.values():
+        # -v works after the subcommand too: `robovision capture -v ...`
+        subparser.add_argument(
+            "-v", "--verbose", dest="sub_verbose", action="count", default=0, help="more logging"
+        )
     return parser
 
 
@@ -65,9 +73,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return EXIT_USAGE
-    configure_logging(args.verbose + getattr(args, "default_verbosity", 0))
+    configure_logging(args.verbose + args.sub_verbose + getattr(args, "default_verbosity", 0))
     try:
         return int(args.func(args))
+    except BrokenPipeError:
+        # The reader of stdout went away (`robovision capture ... | head -1`): stop quietly,
+        # with the status a program killed by SIGPIPE would have.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except RobovisionError as exc:
         print(f"robovision {args.command}: error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -92,6 +92,9 @@ def test_json_lines_prints_one_valid_line_per_frame_in_folder_order() -> None:
         (["--source", str(PHOTO), "--threads", "0"], EXIT_USAGE, "--threads"),
         (["--source", str(PHOTO), "--score-threshold", "1.5"], EXIT_USAGE, "--score-threshold"),
         (["--source", str(PHOTO), "--annotate", "out.gif"], EXIT_USAGE, ".jpg or .png"),
+        (["--source", str(PHOTO), "--annotate", "no/such/folder/out.png"], EXIT_USAGE, "does not exist"),
+        (["--source", str(IMAGES), "--json-lines", "--limit", "0"], EXIT_USAGE, "--limit must be 1"),
+        (["--source", str(PHOTO), "--hfov", "180"], EXIT_USAGE, "--hfov"),
         (["--model", str(SSD)], EXIT_USAGE, "--source"),
     ],
 )
@@ -121,3 +124,28 @@ def test_busy_camera_exits_with_the_camera_busy_code() -> None:
 
     assert result.returncode == EXIT_CAMERA_BUSY, result.stderr
     assert "busy" in result.stderr.lower()
+
+
+def test_a_reader_that_closes_the_pipe_ends_capture_quietly() -> None:
+    # `robovision capture --json-lines ... | head -1`: the reader leaves after one line
+    process = subprocess.Popen(
+        [sys.executable, "-m", "robovision", "capture", "--source", str(IMAGES), "--model", str(SSD),
+         "--json-lines"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    first = process.stdout.readline()
+    process.stdout.close()
+    stderr = process.stderr.read().decode()
+    code = process.wait(timeout=120)
+
+    assert json.loads(first)["seq"] == 0
+    assert code == 141
+    assert "Traceback" not in stderr
+
+
+def test_verbose_flag_works_after_the_subcommand() -> None:
+    result = run_cli("capture", "-v", "--source", str(PHOTO), "--model", str(SSD))
+
+    assert result.returncode == EXIT_OK, result.stderr
+    assert "INFO robovision.model" in result.stderr

@@ -55,14 +55,18 @@ def _check_args(args: argparse.Namespace) -> None:
         raise ConfigError(f"--threads must be 1 or more, got {args.threads}")
     if args.score_threshold is not None and not 0.0 <= args.score_threshold <= 1.0:
         raise ConfigError(f"--score-threshold must be between 0 and 1, got {args.score_threshold}")
-    if args.hfov is not None and not 1.0 <= args.hfov <= 180.0:
-        raise ConfigError(f"--hfov is the horizontal field of view in degrees (1..180), got {args.hfov}")
+    if args.hfov is not None and not 1.0 <= args.hfov <= 179.0:
+        raise ConfigError(f"--hfov is the horizontal field of view in degrees (1..179), got {args.hfov}")
     if args.limit is not None and not args.json_lines:
         raise ConfigError("--limit goes with --json-lines")
+    if args.limit is not None and args.limit < 1:
+        raise ConfigError(f"--limit must be 1 or more, got {args.limit}")
     if args.annotate is not None and args.json_lines:
         raise ConfigError("--annotate saves one frame; drop --json-lines or --annotate")
     if args.annotate is not None and args.annotate.suffix.lower() not in (".jpg", ".jpeg", ".png"):
         raise ConfigError(f"--annotate needs a .jpg or .png file name, got {args.annotate}")
+    if args.annotate is not None and not args.annotate.parent.is_dir():
+        raise ConfigError(f"--annotate: folder {args.annotate.parent} does not exist; create it first")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -112,7 +116,6 @@ def _save_annotated(path: Path, frame: Any, detections: Any) -> None:
     from robovision.annotate import draw_detections, to_bgr
 
     image_bgr = draw_detections(to_bgr(frame.image, frame.layout), detections)
-    path.parent.mkdir(parents=True, exist_ok=True)
     if not cv2.imwrite(str(path), image_bgr):
         raise RobovisionError(f"could not write {path}; check that its folder is writable")
     log.info("annotated frame written to %s", path)
