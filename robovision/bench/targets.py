@@ -45,7 +45,8 @@ def evaluate(document: dict[str, Any]) -> list[dict[str, Any]]:
     for kind in TARGET_KINDS:
         model = models.get(kind)
         if model is None:
-            why = "models/toycar.tflite not present" if kind == "toycar" else "model not benchmarked"
+            absent = kind == "toycar" and not shipped_model_path().exists()
+            why = f"{shipped_model_path()} not present" if absent else "model not benchmarked"
             results.append(_na("pipeline_vs_ceiling", kind, why))
             continue
         results += _model_targets(kind, model)
