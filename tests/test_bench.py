@@ -11,9 +11,11 @@ import contextlib
 import io
 import json
 import shutil
+import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from robovision.bench.runner import default_models
@@ -178,3 +180,17 @@ def test_on_demand_mailbox_reads_a_frame_only_when_the_loop_asks() -> None:
         capture.stop()
     assert [item.frame.frame_id for item in taken if item is not None] == [0, 1, 2, 3, 4]
     assert mailbox.dropped == 0
+
+
+@pytest.mark.backend
+def test_reference_loop_reports_why_it_cannot_run(tmp_path: Path) -> None:
+    from robovision.bench.reference import find_reference
+
+    missing = find_reference(SSD, str(tmp_path / "no-python"))
+    assert not missing.usable and missing.reason == f"no Python at {tmp_path / 'no-python'}"
+
+    here = find_reference(SSD, sys.executable)
+    if int(np.__version__.split(".")[0]) >= 2:
+        assert not here.usable and f"numpy {np.__version__}" in here.reason
+    else:
+        assert here.usable and here.versions["numpy"] == np.__version__
