@@ -243,8 +243,8 @@ def _carfree_backgrounds(photos: Sequence[CachedImage], rng: np.random.Generator
     out = []
     for photo in photos:
         h, w = photo.image_rgb.shape[:2]
-        min_side = max(48, min(h, w) // 3)
-        for x0, y0, x1, y1 in find_carfree_windows(photo.boxes_xyxy, (w, h), min_side, 2, rng, tries=600):
+        min_side = max(48, min(h, w) // 4)
+        for x0, y0, x1, y1 in find_carfree_windows(photo.boxes_xyxy, (w, h), min_side, 4, rng, tries=800):
             out.append(np.ascontiguousarray(photo.image_rgb[y0:y1, x0:x1]))
     return out
 

@@ -45,7 +45,7 @@ class ModelConfig:
     stride: int = 8
     """Input pixels per output grid cell (3 max pools give 8)."""
     widths: tuple[int, ...] = (8, 16, 32, 64, 128, 160)
-    """Channels of the stages: stride 1, 2, 4, 8 (two convs), stride 16 context."""
+    """Channels at stride 1, 2, 4, 8 (two convs there), then the two stride-16 context convs."""
     head_width: int = 96
     offset_span_cells: float = 4.0
     """A box centre may lie up to half this many cells from the cell centre that predicts it."""
@@ -53,13 +53,13 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    empty_probability: float = 0.08
+    empty_probability: float = 0.2
     """Chance that a sample is a car-free background alone."""
     paste_probability: float = 0.2
     """Chance that a sample is a background with cars pasted on."""
     zoom_out_probability: float = 0.15
     """Chance that a photograph is shrunk onto a larger background (small, far cars)."""
-    scale_range: tuple[float, float] = (0.7, 1.15)
+    scale_range: tuple[float, float] = (0.6, 1.15)
     """Crop window size as a fraction of the photograph's size (log-uniform); below 1 zooms in."""
     rotate_deg: float = 8.0
     rotate90_probability: float = 0.1
@@ -75,7 +75,7 @@ class AugmentConfig:
 @dataclass(frozen=True)
 class TrainConfig:
     seed: int = 20250
-    steps: int = 3600
+    steps: int = 4500
     batch_size: int = 24
     learning_rate: float = 3e-3
     warmup_steps: int = 150
@@ -87,8 +87,6 @@ class TrainConfig:
     giou_loss_weight: float = 5.0
     offset_loss_weight: float = 1.0
     log_every: int = 50
-    eval_every: int = 0
-    """Evaluate the float model on validation every so many steps (0: only at the end)."""
 
 
 @dataclass(frozen=True)
