@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,8 +28,9 @@ def add_parser(subparsers: Any) -> None:
             "labels beside them; every labelled class counts as a toy car) and print precision, recall "
             "and F1 at IoU 0.5 at the score threshold, AP50 (all-point interpolated over detections "
             "down to --score-floor), the centre-hit rate (detections whose centre is inside a true "
-            "box), false detections per car-free image (images with an empty or missing label file) "
-            "and the mean inference time."
+            "box), false detections per car-free image (images of --data with an empty or missing "
+            "label file, and the images of --carfree folders, which count only there) and the mean "
+            "inference time."
         ),
     )
     parser.add_argument("--model", type=Path, default=None, help="model with its card (default: shipped)")
@@ -89,10 +91,19 @@ def run(args: argparse.Namespace) -> int:
     for image in scored.images[len(items) :]:
         if len(image.true_xyxy):
             raise ConfigError(f"{image.name} in a --carfree folder has labelled boxes; move it to --data")
-    summary = summarize(scored.matched(), threshold)
+    matched = scored.matched()
+    data_matched, extra_carfree = matched[: len(items)], matched[len(items) :]
+    summary = summarize(data_matched, threshold)
+    # Car-free images of --data count in its precision and AP too; --carfree folders only here.
+    carfree = summarize([m for m in data_matched if m.true_count == 0] + extra_carfree, threshold)
+    summary = replace(
+        summary,
+        carfree_images=carfree.carfree_images,
+        false_per_carfree_image=carfree.false_per_carfree_image,
+    )
     report = _report(model, summary, scored.mean_inference_ms, args)
     if args.plot:
-        _plot(scored.matched(), summary, args.plot, title=f"{model.name} on {args.data.name}")
+        _plot(data_matched, summary, args.plot, title=f"{model.name} on {args.data.name}")
         report["plot"] = str(args.plot)
     print(json.dumps(report, indent=2) if args.json else format_text(report))
     return EXIT_OK
@@ -140,8 +151,7 @@ def format_text(report: dict[str, Any]) -> str:
     return "\n".join(
         [
             f"model          {report['model']} ({report['name']}, {report['backend']})",
-            f"images         {r['images'] - r['carfree_images']} with cars ({r['cars']} cars), "
-            f"{r['carfree_images']} car-free",
+            f"images         {r['images']} ({r['cars']} cars); car-free: {r['carfree_images']}",
             f"threshold      {report['score_threshold']:.3f}, IoU {report['iou_threshold']:.2f}",
             f"precision      {r['precision']:.3f} ({r['true_positives']} of {r['detections']})",
             f"recall         {report['recall']:.3f} ({report['true_positives']} of {report['cars']}, "
