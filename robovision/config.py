@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import math
 import os
 import stat
 import sys
@@ -43,6 +44,12 @@ CAMERA_HFOV_DEG: dict[str, float | None] = {
 
 PATH_SOURCE_SCHEMES = ("replay", "file", "video", "folder", "dir")
 """Source spec schemes whose remainder is a filesystem path (resolved like other paths)."""
+
+DEFAULT_SEND_BUFFER_BYTES = 4096
+"""SO_SNDBUF asked for each subscriber connection. Linux doubles it; 8 KiB of kernel buffer
+holds about four detection messages of 0.5-1.5 kB (each takes about 2 kB of it), so a reader
+that stalls finds at most a few old lines before its ``gap`` message, where the system default
+(208 KiB) held about 90."""
 
 BACKENDS = ("auto", "litert", "tflite-runtime")
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -95,7 +102,7 @@ class SocketConfig:
     group: str | None = None
     max_subscribers: int = 8
     queue_messages: int = 32
-    send_buffer_bytes: int = 0
+    send_buffer_bytes: int = DEFAULT_SEND_BUFFER_BYTES
     max_inbound_bytes_per_s: int = 65536
     tcp_port: int = 0
     tcp_host: str = "127.0.0.1"
@@ -132,36 +139,50 @@ Converter = Callable[[Any, Path], Any]
 
 
 def _number(low: float | None = None, high: float | None = None, low_open: bool = False) -> Converter:
+    lowest = f"above {low:g}" if low_open else f"from {low:g}"
+    if low is not None and high is not None:
+        expected = f"a number {lowest} {'and up ' if low_open else ''}to {high:g}"
+    elif low is not None:
+        expected = f"a number {'>' if low_open else '>='} {low:g}"
+    else:
+        expected = f"a number <= {high:g}" if high is not None else "a number"
+
     def convert(value: Any, base: Path) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError("a number")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ValueError(expected)
         number = float(value)
         if low is not None and (number < low or (low_open and number == low)):
-            raise ValueError(f"a number {'>' if low_open else '>='} {low:g}")
+            raise ValueError(expected)
         if high is not None and number > high:
-            raise ValueError(f"a number <= {high:g}")
+            raise ValueError(expected)
         return number
 
     return convert
 
 
 def _integer(low: int, high: int | None = None) -> Converter:
+    expected = f"an integer from {low} to {high}" if high is not None else f"an integer >= {low}"
+
     def convert(value: Any, base: Path) -> int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError("an integer")
+            raise ValueError(expected)
         if value < low or (high is not None and value > high):
-            expected = f"an integer from {low} to {high}" if high is not None else f"an integer >= {low}"
             raise ValueError(expected)
         return int(value)
 
     return convert
 
 
-def _optional(inner: Converter, none_values: tuple[Any, ...] = (0,)) -> Converter:
+def _optional(inner: Converter, meaning: str) -> Converter:
+    """``inner``, except that 0 stands for "not set" (``None``), which means ``meaning``."""
+
     def convert(value: Any, base: Path) -> Any:
-        if not isinstance(value, bool) and value in none_values:
+        if not isinstance(value, bool) and value == 0:
             return None
-        return inner(value, base)
+        try:
+            return inner(value, base)
+        except ValueError as exc:
+            raise ValueError(f"0 ({meaning}) or {exc}") from None
 
     return convert
 
@@ -252,12 +273,12 @@ KEYS: dict[str, dict[str, Converter]] = {
     },
     "camera": {
         "module": _choice(*CAMERA_HFOV_DEG),
-        "hfov_deg": _optional(_number(1.0, 179.0)),
+        "hfov_deg": _optional(_number(1.0, 179.0), "take it from camera.module"),
     },
     "model": {
         "path": _path,
         "backend": _choice(*BACKENDS),
-        "num_threads": _optional(_integer(1, 64)),
+        "num_threads": _optional(_integer(1, 64), "the interpreter's default"),
         "score_threshold": _number(0.0, 1.0),
         "max_detections": _integer(1, 1000),
         "class_filter": _class_filter,
@@ -390,6 +411,22 @@ def apply_overrides(config: Config, overrides: Mapping[str, Any], origin: str = 
     return _apply(config, origin, nested, Path.cwd())
 
 
+def check_option(dotted: str, value: Any, option: str) -> Any:
+    """``value`` of command-line ``option`` checked as config key ``dotted`` (``"section.key"``).
+
+    The ``ConfigError`` names the option rather than the key, with the values it takes.
+    """
+    section, _, key = dotted.partition(".")
+    try:
+        return KEYS[section][key](value, Path.cwd())
+    except ValueError as exc:
+        if isinstance(value, (list, tuple)):
+            shown = "x".join(str(v) for v in value)
+        else:
+            shown = str(value) if isinstance(value, (int, float)) else repr(value)
+        raise ConfigError(f"{option} {shown} is not valid; expected {exc}") from None
+
+
 def reloadable_changes(old: Config, new: Config) -> tuple[list[str], list[str]]:
     """Keys that differ between two configs: (applied on reload, needing a restart)."""
     applied: list[str] = []
@@ -430,20 +467,34 @@ def client_socket_path(environ: Mapping[str, str] | None = None) -> Path:
     return default_socket_path(env)
 
 
-def prepare_socket_folder(socket_path: Path) -> None:
-    """Create the socket's folder if needed (0700 when it is ours to create) and check it is safe.
+def prepare_socket_folder(socket_path: Path, *, create: bool = True) -> None:
+    """Check that a socket can be made at ``socket_path``; make its folder when ``create`` says so.
 
-    A per-user folder in /tmp must belong to this user and not be writable by others;
-    anything else is refused, since another user could otherwise plant a socket there.
+    ``create=True`` is for the default place: its one missing folder (``robovision`` in
+    ``$XDG_RUNTIME_DIR``, or ``/tmp/robovision-UID``) is made with mode 0700, never its
+    parents. The folder of an explicit ``socket.path`` must already exist. A per-user
+    folder in /tmp must belong to this user and not be writable by others; anything else
+    is refused, since another user could otherwise plant a socket there. Every refusal
+    is a ``ConfigError`` naming the path and the fix.
     """
-    folder = socket_path.parent
     try:
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    except OSError as exc:
+        _check_socket_place(socket_path, create=create)
+    except PermissionError as exc:
         raise ConfigError(
-            f"cannot create the socket folder {folder} ({exc.strerror}); create it for the service user "
-            "or set socket.path to a writable place"
+            f"cannot look into {exc.filename or socket_path.parent}: permission denied for user "
+            f"{_user_name()}; choose a socket path in a folder that user can enter"
         ) from None
+
+
+def _check_socket_place(socket_path: Path, *, create: bool) -> None:
+    if socket_path.is_dir():
+        raise ConfigError(
+            f"socket path {socket_path} is a folder; give the path of the socket file itself, "
+            f"e.g. {socket_path / SOCKET_NAME}"
+        )
+    folder = socket_path.parent
+    if not folder.is_dir():
+        _make_socket_folder(socket_path, create=create)
     info = folder.stat()
     if folder.parent == Path("/tmp") and (info.st_uid != os.getuid() or info.st_mode & 0o022):
         raise ConfigError(
@@ -452,7 +503,42 @@ def prepare_socket_folder(socket_path: Path) -> None:
         )
     if not os.access(folder, os.W_OK | os.X_OK):
         raise ConfigError(
-            f"socket folder {folder} is not writable by this user; fix its owner or set socket.path"
+            f"socket folder {folder} is not writable by user {_user_name()}; give it to that user "
+            f"(chown {_user_name()} {folder}) or choose a socket path in a folder it can write"
         )
     if folder.parent == Path("/tmp") and stat.S_IMODE(info.st_mode) != 0o700:
         folder.chmod(0o700)
+
+
+def _make_socket_folder(socket_path: Path, *, create: bool) -> None:
+    folder = socket_path.parent
+    if folder.exists():
+        raise ConfigError(
+            f"the socket's folder {folder} is not a folder; choose a socket path inside a folder"
+        )
+    if not create:
+        raise ConfigError(
+            f"the folder of socket path {socket_path} does not exist; create it for the service user "
+            f"(mkdir -p {folder}) or choose a socket path in an existing folder"
+        )
+    try:
+        folder.mkdir(mode=0o700)
+    except FileNotFoundError:
+        raise ConfigError(
+            f"cannot create the socket folder {folder}: {folder.parent} does not exist; "
+            "set socket.path (--socket) to a path in an existing folder"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot create the socket folder {folder} ({exc.strerror}); create it for user "
+            f"{_user_name()} or set socket.path (--socket) to a writable place"
+        ) from None
+
+
+def _user_name() -> str:
+    import pwd
+
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        return str(os.getuid())

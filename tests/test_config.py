@@ -14,6 +14,7 @@ from robovision.config import (
     KEYS,
     Config,
     apply_overrides,
+    check_option,
     default_socket_path,
     load_config,
     prepare_socket_folder,
@@ -59,10 +60,13 @@ def test_an_explicit_config_file_that_is_missing_is_an_error(tmp_path: Path) -> 
         ("[source]\nfsp = 10\n", r"unknown key \[source\] fsp; did you mean 'fps'\?"),
         ("[sorce]\nfps = 10\n", r"unknown section \[sorce\]; did you mean 'source'\?"),
         ("[source]\nfps = 'fast'\n", r"\[source\] fps = 'fast' is not valid; expected a number"),
-        ("[source]\nfps = 0\n", r"expected a number > 0"),
+        ("[source]\nfps = 0\n", r"expected a number above 0 and up to 240"),
         ("[source]\nsize_wh = [640]\n", r"\[width, height\]"),
         ("[source]\nloop = 1\n", r"true or false"),
-        ("[model]\nscore_threshold = 1.5\n", r"a number <= 1"),
+        ("[model]\nscore_threshold = 1.5\n", r"a number from 0 to 1"),
+        ("[model]\nnum_threads = -1\n", r"0 \(the interpreter's default\) or an integer from 1 to 64"),
+        ("[camera]\nhfov_deg = 180\n", r"0 \(take it from camera.module\) or a number from 1 to 179"),
+        ("[source]\nfps = nan\n", r"expected a number above 0"),
         ("[model]\nbackend = 'tpu'\n", r"one of 'auto', 'litert', 'tflite-runtime'"),
         ("[model]\nclass_filter = 'car'\n", r"a list of label strings"),
         ("[socket]\nmax_subscribers = 0\n", r"an integer from 1 to 1024"),
@@ -147,6 +151,40 @@ def test_default_socket_place(environ: dict[str, str], expected: str) -> None:
 
 
 def test_socket_folder_is_created_private(tmp_path: Path) -> None:
-    sock = tmp_path / "a" / "b" / "detections.sock"
+    sock = tmp_path / "robovision" / "detections.sock"
     prepare_socket_folder(sock)
     assert stat.S_IMODE(sock.parent.stat().st_mode) == 0o700
+
+
+def test_only_the_default_place_gets_its_folder_made_and_only_one_level(tmp_path: Path) -> None:
+    explicit = tmp_path / "robot" / "detections.sock"
+    with pytest.raises(ConfigError, match=r"does not exist; create it for the service user \(mkdir -p "):
+        prepare_socket_folder(explicit, create=False)
+    assert not explicit.parent.exists()
+    deep = tmp_path / "xdg" / "robovision" / "detections.sock"
+    with pytest.raises(ConfigError, match=f"{tmp_path / 'xdg'} does not exist"):
+        prepare_socket_folder(deep, create=True)
+    assert not (tmp_path / "xdg").exists()
+
+
+def test_a_socket_path_that_is_a_folder_is_refused_with_the_file_path_to_use(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=f"is a folder; .* e.g. {tmp_path / 'detections.sock'}"):
+        prepare_socket_folder(tmp_path, create=False)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "option", "message"),
+    [
+        ("model.num_threads", -1, "--threads", r"--threads -1 is not valid; expected 0 \(the interpreter's"),
+        ("camera.hfov_deg", 200.0, "--hfov", r"--hfov 200.0 is not valid; expected 0 .* from 1 to 179"),
+        ("source.fps", 0.0, "--fps", r"--fps 0.0 is not valid; expected a number above 0 and up to 240"),
+        ("source.size_wh", [8, 8], "--size", r"--size 8x8 is not valid"),
+    ],
+)
+def test_command_line_values_are_checked_against_the_key_and_named_by_their_option(
+    key: str, value: object, option: str, message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        check_option(key, value, option)
+    assert check_option("model.num_threads", 0, "--threads") is None  # the interpreter's default
+    assert check_option("camera.hfov_deg", 179, "--hfov") == 179.0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import socket
@@ -12,11 +14,12 @@ import time
 from pathlib import Path
 
 import pytest
-from service_support import LineReader, connect
+from service_support import LineReader, connect, load_schema, schema_errors
 
-from robovision.errors import ServiceError, SocketInUseError
+from robovision.config import DEFAULT_SEND_BUFFER_BYTES
+from robovision.errors import ConfigError, ServiceError, SocketInUseError
 from robovision.messages import encode_line
-from robovision.service.publisher import Publisher
+from robovision.service.publisher import Publisher, bind_error
 
 
 def _hello(sub_id: int) -> bytes:
@@ -260,9 +263,80 @@ def test_a_live_socket_is_not_taken_over(sock_path: Path) -> None:
 def test_a_file_that_is_not_a_socket_is_left_alone(sock_path: Path) -> None:
     sock_path.parent.mkdir(mode=0o700)
     sock_path.write_text("not a socket")
-    with pytest.raises(ServiceError, match="not a socket"):
+    with pytest.raises(ConfigError, match="not a socket"):
         Publisher(sock_path, hello=_hello).start()
     assert sock_path.read_text() == "not a socket"
+
+
+@pytest.mark.parametrize(
+    ("error", "kind", "hint"),
+    [
+        (errno.ENOENT, ConfigError, "takes no new files"),
+        (errno.EPERM, ConfigError, "takes no new files"),
+        (errno.EACCES, ConfigError, "chown USER"),
+        (errno.EROFS, ConfigError, "read-only filesystem"),
+        (errno.EADDRINUSE, SocketInUseError, "stop the other robovision"),
+        (errno.ENOBUFS, ServiceError, "cannot bind"),
+    ],
+)
+def test_each_bind_failure_gets_the_hint_for_its_cause(
+    tmp_path: Path, error: int, kind: type[Exception], hint: str
+) -> None:
+    path = tmp_path / "detections.sock"
+    found = bind_error(path, OSError(error, os.strerror(error)))
+    assert type(found) is kind
+    assert hint in str(found) and str(path) in str(found)
+
+
+def _old_lines_ahead_of_the_gap(sock_path: Path, send_buffer_bytes: int) -> int:
+    """Detection lines a reader that stalled through 200 lines gets before its ``gap`` message."""
+    pub = _publisher(sock_path, send_buffer_bytes=send_buffer_bytes, queue_messages=32)
+    try:
+        stalled = connect(sock_path)  # reads nothing while 200 lines go out
+        _wait_for(lambda: pub.subscriber_count == 1)
+        for seq in range(200):
+            pub.publish(_line(seq, pad=900), is_detection=True)  # a detection message's size
+            time.sleep(0.004)
+        _wait_for(lambda: pub.subscriber_stats()[0].queued == 32)
+        before_gap = 0
+        for message in LineReader(stalled):
+            if message["type"] == "gap":
+                return before_gap
+            before_gap += message["type"] == "detections"
+        raise AssertionError("no gap message")
+    finally:
+        pub.stop()
+
+
+def test_the_default_send_buffer_holds_only_a_few_lines_for_a_reader_that_stalls(sock_path: Path) -> None:
+    held = _old_lines_ahead_of_the_gap(sock_path, DEFAULT_SEND_BUFFER_BYTES)
+    held_by_system_default = _old_lines_ahead_of_the_gap(sock_path, 0)
+    print(
+        f"old lines ahead of the gap: {held} with SO_SNDBUF {DEFAULT_SEND_BUFFER_BYTES}, "
+        f"{held_by_system_default} with the system default"
+    )
+    assert 1 <= held <= 8  # about half a second at 15 frames per second
+    assert held_by_system_default > 40
+
+
+def test_a_flooding_subscriber_is_told_why_before_it_is_dropped(sock_path: Path) -> None:
+    pub = _publisher(sock_path, max_inbound_bytes_per_s=10_000)
+    try:
+        flooder = connect(sock_path)
+        _wait_for(lambda: pub.subscriber_count == 1)
+        with pytest.raises((BrokenPipeError, ConnectionResetError)):
+            for _ in range(1000):
+                flooder.sendall(b"x" * 4096)
+                time.sleep(0.001)
+        messages = []
+        with contextlib.suppress(ConnectionResetError):
+            messages.extend(LineReader(flooder))
+        assert [m["type"] for m in messages] == ["hello", "error"]
+        assert messages[1]["code"] == "too_much_input"
+        assert "max_inbound_bytes_per_s" in messages[1]["message"]
+        assert schema_errors(messages[1], load_schema()) == []
+    finally:
+        pub.stop()
 
 
 def test_tcp_listener_is_loopback_and_carries_the_same_lines(sock_path: Path) -> None:

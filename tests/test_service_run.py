@@ -3,6 +3,7 @@ subscribers on its Unix socket."""
 
 from __future__ import annotations
 
+import re
 import signal
 import socket
 import statistics
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from service_support import (
+    TOYCAR_MODEL,
     Collector,
     LineReader,
     ServiceProcess,
@@ -21,7 +23,7 @@ from service_support import (
     service_config,
 )
 
-from robovision.errors import EXIT_ALREADY_RUNNING, EXIT_MODEL
+from robovision.errors import EXIT_ALREADY_RUNNING, EXIT_MODEL, EXIT_USAGE
 
 FPS = 10.0
 """Replay rate: well below what the model manages on one busy core, so the loop keeps pace."""
@@ -92,6 +94,11 @@ def test_stuck_subscriber_does_not_slow_the_loop_and_sigterm_is_clean(tmp_path: 
         last_status = readers[0].of_type("status")[-1]
         assert last_status["camera"]["state"] == "ok"
         assert last_status["backend"] == "litert"
+        # Every message names the source alike: the source's own name.
+        (hello,) = readers[0].of_type("hello")
+        names = {hello["source"], last_status["source"]}
+        names |= {m["source"] for m in readers[0].of_type("detections")}
+        assert names == {"replay:images"}
 
 
 def test_crash_leaves_a_socket_the_next_start_reclaims_and_a_second_instance_is_refused(
@@ -259,4 +266,37 @@ def test_a_folder_source_is_read_on_request_so_every_frame_is_processed_then_the
     frame_ids = [m["frame_id"] for m in reader.of_type("detections")]
     assert frame_ids == list(range(frame_ids[0], count))  # every frame, in order, to the last
     assert reader.of_type("status")[-1]["dropped"]["capture"] == 0
+    assert not service.socket_path.exists()
+
+
+@pytest.mark.parametrize(
+    ("socket_arg", "message"),
+    [
+        ("{tmp}", r"socket path \S+ is a folder; give the path of the socket file itself"),
+        ("{tmp}/robot/detections.sock", r"folder of socket path \S+ does not exist; create it .*mkdir -p"),
+        ("/proc/robovision-test.sock", r"/proc takes no new files|/proc is not writable"),
+    ],
+)
+def test_a_socket_path_that_cannot_be_used_stops_the_service_with_a_config_error(
+    tmp_path: Path, socket_arg: str, message: str
+) -> None:
+    config = service_config(tmp_path, model=TOYCAR_MODEL)
+    with ServiceProcess(config, "--socket", socket_arg.format(tmp=tmp_path)) as service:
+        code = service.proc.wait(60)
+    log = service.log()
+    assert code == EXIT_USAGE, log  # not 1, which systemd would restart in a loop
+    assert re.search(message, log), log
+    assert "Traceback" not in log
+    assert not (tmp_path / "robot").exists()  # an explicit path's folder is not made
+
+
+def test_a_replay_of_a_path_that_does_not_exist_is_refused_at_start(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-photos"
+    config = service_config(tmp_path, source=f"replay:{missing}", model=TOYCAR_MODEL)
+    with ServiceProcess(config) as service:
+        code = service.proc.wait(60)
+    log = service.log()
+    assert code == EXIT_USAGE, log
+    assert f"{missing} does not exist; fix the path" in log
+    assert "Traceback" not in log
     assert not service.socket_path.exists()

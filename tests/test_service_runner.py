@@ -11,7 +11,7 @@ from service_support import IMAGES
 
 from robovision.config import Config, SourceConfig
 from robovision.errors import ConfigError, SourceNotFoundError
-from robovision.service.runner import delivers_on_request, source_factory
+from robovision.service.runner import check_source_path, delivers_on_request, source_factory, source_path
 
 SETTINGS = SourceConfig(spec="", size_wh=(320, 240), fps=12.0, loop=True, read_timeout_s=1.5)
 
@@ -66,3 +66,32 @@ def test_python_sources_need_permission_and_an_importable_class() -> None:
     with pytest.raises(ConfigError, match="has no class Nope"):
         source_factory(SourceConfig(spec="python:fault_sources:Nope", allow_python=True))
     assert Config().source.allow_python is False
+
+
+@pytest.mark.parametrize(
+    ("spec", "path"),
+    [
+        ("picamera2", None),
+        ("picamera2:1", None),
+        ("/dev/video99", None),
+        ("/dev/v4l/by-id/usb-cam-video-index0", None),
+        ("0", None),
+        ("rtsp://127.0.0.1:8554/cam", None),
+        ("python:fault_sources:FaultyReplay", None),
+        ("replay:/data/photos", Path("/data/photos")),
+        ("file:/data/clip.mp4", Path("/data/clip.mp4")),
+        ("/data/photos", Path("/data/photos")),
+    ],
+)
+def test_only_replays_files_and_folders_name_a_path_that_must_exist(spec: str, path: Path | None) -> None:
+    assert source_path(spec) == path
+
+
+def test_a_missing_replay_path_is_a_config_error_and_a_missing_camera_is_not(tmp_path: Path) -> None:
+    missing = tmp_path / "photos"
+    with pytest.raises(ConfigError, match=f"{missing} does not exist"):
+        check_source_path(Config(source=SourceConfig(spec=f"replay:{missing}")))
+    with pytest.raises(ConfigError, match=f"{missing} does not exist"):
+        check_source_path(Config(source=SourceConfig(spec=str(missing))))
+    check_source_path(Config(source=SourceConfig(spec="/dev/video99")))  # waited for, not refused
+    check_source_path(Config(source=SourceConfig(spec=f"replay:{IMAGES}")))

@@ -34,7 +34,9 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--source", help="source spec: picamera2:0, replay:FOLDER, /dev/video0, ...")
     parser.add_argument("--model", type=Path, help="TFLite model with its card beside it")
     parser.add_argument("--backend", choices=("auto", "litert", "tflite-runtime"))
-    parser.add_argument("--threads", type=int, help="interpreter threads")
+    parser.add_argument(
+        "--threads", type=int, help="interpreter threads: 1 to 64, or 0 for the interpreter's default"
+    )
     parser.add_argument("--socket", type=Path, help="Unix socket path for subscribers")
     parser.add_argument("--fps", type=float, help="frames per second asked of the source")
     parser.add_argument("--size", type=_size_wh, metavar="WxH", help="frame size asked of the source")
@@ -42,7 +44,9 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--camera-module", choices=tuple(CAMERA_HFOV_DEG), help="Pi camera module (sets the field of view)"
     )
-    parser.add_argument("--hfov", type=float, help="horizontal field of view in degrees")
+    parser.add_argument(
+        "--hfov", type=float, help="horizontal field of view in degrees, 1 to 179; 0 = from --camera-module"
+    )
     parser.add_argument("--score-threshold", type=float, help="minimum detection score (0..1)")
     parser.add_argument("--max-detections", type=int, help="at most this many detections per frame")
     parser.add_argument("--status-interval", type=float, help="seconds between status messages")
@@ -54,8 +58,32 @@ def add_parser(subparsers: Any) -> None:
     parser.set_defaults(func=run, default_verbosity=1)
 
 
+OPTION_OF_KEY = {
+    "source.spec": "--source",
+    "model.path": "--model",
+    "model.backend": "--backend",
+    "model.num_threads": "--threads",
+    "socket.path": "--socket",
+    "source.fps": "--fps",
+    "source.size_wh": "--size",
+    "source.loop": "--no-loop",
+    "camera.module": "--camera-module",
+    "camera.hfov_deg": "--hfov",
+    "model.score_threshold": "--score-threshold",
+    "model.max_detections": "--max-detections",
+    "service.status_interval_s": "--status-interval",
+    "source.allow_python": "--allow-python-source",
+}
+"""The option that sets each config key, for error messages."""
+
+
 def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    """The ``section.key`` overrides given on the command line."""
+    """The ``section.key`` overrides given on the command line, each checked against its key's range.
+
+    A value out of range is a ``ConfigError`` naming the option and the values it takes.
+    """
+    from robovision.config import check_option
+
     pairs = {
         "source.spec": args.source,
         "model.path": str(args.model) if args.model else None,
@@ -72,7 +100,10 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
         "service.status_interval_s": args.status_interval,
         "source.allow_python": True if args.allow_python_source else None,
     }
-    return {key: value for key, value in pairs.items() if value is not None}
+    given = {key: value for key, value in pairs.items() if value is not None}
+    for key, value in given.items():
+        check_option(key, value, OPTION_OF_KEY[key])
+    return given
 
 
 def run(args: argparse.Namespace) -> int:

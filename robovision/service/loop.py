@@ -87,8 +87,10 @@ class FrameLoop:
         publisher: Publisher,
         notifier: Notifier,
         reload_config: Callable[[], Config] | None = None,
+        source_name: str | None = None,
     ) -> None:
         self.config = config
+        self._source_name = source_name or config.source.spec
         self.model = model
         self.capture = capture
         self.mailbox = mailbox
@@ -112,7 +114,8 @@ class FrameLoop:
 
     @property
     def source_name(self) -> str:
-        return self.config.source.spec
+        """The source's own name, as its frames carry it (the spec until one could be built)."""
+        return self._source_name
 
     def hello_line(self, subscriber_id: int) -> bytes:
         return encode_line(
@@ -179,6 +182,8 @@ class FrameLoop:
 
     def _process(self, item: Captured) -> None:
         frame = item.frame
+        if frame.source != self._source_name:
+            self._source_name = frame.source  # a camera missing at start has its own name now
         try:
             result = self.model.detect(frame)
         except RobovisionError as exc:

@@ -12,7 +12,8 @@ Per subscriber:
 - the unsent tail of the line being written is kept, so partial writes are completed and
   every line a subscriber receives is whole and in order;
 - whatever it sends is read and thrown away; more than ``max_inbound_bytes_per_s`` in one
-  second disconnects it;
+  second disconnects it, after a one-line ``error`` (``too_much_input``) sent if the socket
+  takes it at once;
 - a reset or broken pipe is a normal departure: it is dropped quietly.
 """
 
@@ -33,8 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from robovision.config import prepare_socket_folder
-from robovision.errors import ConfigError, ServiceError, SocketInUseError
+from robovision.config import DEFAULT_SEND_BUFFER_BYTES, prepare_socket_folder
+from robovision.errors import ConfigError, RobovisionError, ServiceError, SocketInUseError
 from robovision.messages import encode_line, error_message, gap_message
 from robovision.service.throttle import Throttle
 
@@ -44,6 +45,8 @@ SOCKET_MODE = 0o660
 _RECV_CHUNK = 4096
 _SELECT_TIMEOUT_S = 0.25
 _DEPARTURE_ERRNOS = (errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN, errno.ESHUTDOWN, errno.ECONNABORTED)
+_MAX_UNIX_PATH_BYTES = 107
+"""The longest socket path Linux takes (``sun_path`` is 108 bytes with its terminating NUL)."""
 
 
 @dataclass
@@ -79,6 +82,10 @@ class Publisher:
     Call :meth:`start`
     once (it binds, reclaiming a stale socket file and refusing when a live service already
     answers there), :meth:`publish` from the producing thread, and :meth:`stop` at the end.
+    ``create_folder`` lets it make the socket's missing folder (only for the default place:
+    see :func:`robovision.config.prepare_socket_folder`). ``send_buffer_bytes`` is asked as
+    SO_SNDBUF of each connection (0: the system's default), which bounds the old lines the
+    kernel holds for a reader that stalls.
     """
 
     def __init__(
@@ -89,13 +96,15 @@ class Publisher:
         group: str | None = None,
         max_subscribers: int = 8,
         queue_messages: int = 32,
-        send_buffer_bytes: int = 0,
+        send_buffer_bytes: int = DEFAULT_SEND_BUFFER_BYTES,
         max_inbound_bytes_per_s: int = 65536,
         tcp_host: str = "127.0.0.1",
         tcp_port: int = 0,
         log_every_s: float = 10.0,
+        create_folder: bool = True,
     ) -> None:
         self.path = path
+        self._create_folder = create_folder
         self.hello = hello
         """Builds the first line for a new subscriber from its id (None: no greeting)."""
         self._group = group
@@ -196,19 +205,19 @@ class Publisher:
     # -- binding ----------------------------------------------------------------------
 
     def _bind_unix(self) -> socket.socket:
-        prepare_socket_folder(self.path)
+        if len(os.fsencode(self.path)) > _MAX_UNIX_PATH_BYTES:
+            raise ConfigError(
+                f"socket path {self.path} is {len(os.fsencode(self.path))} bytes long; Unix sockets take "
+                f"at most {_MAX_UNIX_PATH_BYTES}: choose a shorter socket.path (--socket)"
+            )
+        prepare_socket_folder(self.path, create=self._create_folder)
         self._reclaim_stale()
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             sock.bind(str(self.path))
         except OSError as exc:
             sock.close()
-            if exc.errno == errno.EADDRINUSE:
-                raise SocketInUseError(
-                    f"another process bound {self.path} at the same moment; stop the other robovision "
-                    "service or set socket.path to another place"
-                ) from None
-            raise ServiceError(f"cannot bind {self.path}: {exc.strerror}; check the folder's owner") from None
+            raise bind_error(self.path, exc) from None
         info = os.stat(self.path)
         self._socket_identity = (info.st_dev, info.st_ino)
         os.chmod(self.path, SOCKET_MODE)
@@ -225,7 +234,9 @@ class Publisher:
         except FileNotFoundError:
             return
         if not stat.S_ISSOCK(info.st_mode):
-            raise ServiceError(f"{self.path} exists and is not a socket; remove it or set socket.path")
+            raise ConfigError(
+                f"{self.path} exists and is not a socket; remove it or choose another socket.path (--socket)"
+            )
         probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         probe.settimeout(1.0)
         try:
@@ -389,9 +400,27 @@ class Publisher:
                 sub.inbound_bytes = 0
             sub.inbound_bytes += len(data)
             if sub.inbound_bytes > self._max_inbound:
+                self._part(
+                    sub,
+                    "too_much_input",
+                    f"this connection sent more than {self._max_inbound} bytes in one second; subscribers "
+                    "are expected to send nothing (the limit is socket.max_inbound_bytes_per_s)",
+                )
                 self._drop(sub, f"it sent more than {self._max_inbound} bytes in one second", quiet=False)
                 return False
         return True
+
+    def _part(self, sub: _Subscriber, code: str, text: str) -> None:
+        """Best effort, never blocking: finish the line in flight, then one ``error`` line.
+
+        Whatever the socket does not take at once is given up; the connection closes next.
+        """
+        parting = (bytes(sub.tail) if sub.tail is not None else b"") + encode_line(error_message(code, text))
+        sub.tail = None
+        try:
+            sub.sock.send(parting)
+        except OSError as exc:
+            log.debug("could not tell subscriber %d why it is dropped: %s", sub.sub_id, exc)
 
     def _flush_all(self) -> None:
         with self._lock:
@@ -463,3 +492,31 @@ class Publisher:
             log.info("subscriber %d left (%d connected)", sub.sub_id, self.subscriber_count)
         else:
             log.warning("dropped subscriber %d: %s", sub.sub_id, why)
+
+
+def bind_error(path: Path, exc: OSError) -> RobovisionError:
+    """The error for a failed ``bind`` of the socket at ``path``, with the fix for its cause."""
+    folder = path.parent
+    if exc.errno == errno.EADDRINUSE:
+        return SocketInUseError(
+            f"another process bound {path} at the same moment; stop the other robovision "
+            "service or set socket.path to another place"
+        )
+    if exc.errno in (errno.ENOENT, errno.EPERM):
+        return ConfigError(
+            f"cannot create the socket {path} ({exc.strerror}): {folder} takes no new files (a virtual "
+            "filesystem such as /proc or /sys?); choose a socket path in an ordinary folder such as "
+            "/run/robovision or /tmp"
+        )
+    if exc.errno == errno.EACCES:
+        return ConfigError(
+            f"cannot create the socket {path}: permission denied; give {folder} to the service user "
+            f"(chown USER {folder}), or choose a socket path in a folder it can write"
+        )
+    if exc.errno == errno.EROFS:
+        return ConfigError(
+            f"cannot create the socket {path}: {folder} is on a read-only filesystem (under systemd, "
+            "ProtectSystem=strict leaves only /run/robovision writable); leave socket.path empty "
+            "for the default place"
+        )
+    return ServiceError(f"cannot bind {path}: {exc.strerror or exc}; check the folder's owner and mode")

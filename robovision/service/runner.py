@@ -13,9 +13,11 @@ import contextlib
 import importlib
 import inspect
 import logging
+import re
 import signal
 import threading
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from types import FrameType
 from typing import Any, Callable
 
@@ -29,6 +31,8 @@ from robovision.service.publisher import Publisher
 log = logging.getLogger(__name__)
 
 PYTHON_SOURCE_PREFIX = "python:"
+_CAMERA_OR_STREAM = re.compile(r"^(\d+|picamera2(:\d+)?|/dev/.*|[A-Za-z][A-Za-z0-9+.-]*://.*)$")
+_PATH_PREFIXES = ("replay:", "file:")
 
 
 def load_python_source_class(spec: str) -> Callable[..., FrameSourceLike]:
@@ -108,6 +112,48 @@ def source_factory(source: SourceConfig) -> SourceFactory:
         return open_source(source.spec, **source_options(source, _accepted_options(probe)))
 
     return make
+
+
+def source_path(spec: str) -> Path | None:
+    """The file or folder a source spec reads (``replay:PATH``, ``file:PATH``, a bare path).
+
+    None for what may appear later by itself: a camera (``picamera2``, ``/dev/...``, a
+    number), a stream URL, or a ``python:`` source class.
+    """
+    text = spec.strip()
+    if text.startswith(PYTHON_SOURCE_PREFIX) or _CAMERA_OR_STREAM.match(text):
+        return None
+    for prefix in _PATH_PREFIXES:
+        if text.startswith(prefix):
+            return Path(text[len(prefix) :]).expanduser()
+    return Path(text).expanduser()
+
+
+def check_source_path(config: Config) -> None:
+    """``ConfigError`` when the source is a replay, file or folder that does not exist.
+
+    A missing camera is waited for (it may be plugged in or freed later); a missing file is
+    a mistake in the config, so the service refuses to start instead of retrying forever.
+    """
+    path = source_path(config.source.spec)
+    if path is None or path.exists():
+        return
+    origin = f"{config.file}: " if config.file is not None else ""
+    raise ConfigError(
+        f"{origin}[source] spec {config.source.spec!r}: {path} does not exist; fix the path "
+        "(relative paths in a config file start from the file's folder)"
+    )
+
+
+def source_name(factory: SourceFactory, spec: str) -> str:
+    """The name the configured source gives its frames, or ``spec`` while it cannot be built.
+
+    Messages use it for ``source`` (``hello``, ``detections`` and ``status`` alike).
+    """
+    try:
+        return str(factory().name)  # constructing a source opens nothing
+    except (SourceError, ConfigError):
+        return spec
 
 
 def delivers_on_request(factory: SourceFactory) -> bool:
@@ -211,6 +257,7 @@ def _run(
     notifier: Notifier,
     stop_event: threading.Event | None,
 ) -> int:
+    check_source_path(config)
     factory = source_factory(config.source)
     model = load_model(config)
     mailbox = Mailbox(on_demand=delivers_on_request(factory))
@@ -233,6 +280,7 @@ def _run(
         tcp_host=sock.tcp_host,
         tcp_port=sock.tcp_port,
         log_every_s=config.service.log_every_s,
+        create_folder=sock.path is None,
     )
     loop = FrameLoop(
         config,
@@ -242,6 +290,7 @@ def _run(
         publisher=publisher,
         notifier=notifier,
         reload_config=reload_config,
+        source_name=source_name(factory, config.source.spec),
     )
     publisher.hello = loop.hello_line
     if stop_event is not None:
@@ -249,7 +298,7 @@ def _run(
     publisher.start()
     log.info(
         "service started: source %s, model %s (%s), hfov %.1f deg, socket %s",
-        config.source.spec,
+        loop.source_name,
         model.name,
         model.interpreter.backend_name,
         loop.thresholds.hfov_deg,
