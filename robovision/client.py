@@ -12,21 +12,28 @@ Example::
 
 Only the standard library is used, so a robot's control code can import this module
 without numpy or an interpreter installed.
+
+A robot that must not run blind can bound the wait for the service: with
+``connect_timeout_s`` set, a subscriber that cannot reach the service for that long raises
+``ServiceUnavailableError`` (a ``ConnectionError``) instead of retrying for ever.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import socket
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, ClassVar, Union
+from typing import Any, Callable, ClassVar, Union
 
 from robovision.config import client_socket_path
+from robovision.errors import ServiceUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +115,8 @@ class GapMessage:
 
 @dataclass(frozen=True)
 class ErrorMessage:
-    """The service refused this connection (e.g. too many subscribers); it closes next."""
+    """The service refused or dropped this connection (``code``: ``too_many_subscribers``,
+    ``too_much_input``); it closes next."""
 
     type: ClassVar[str] = "error"
     code: str
@@ -199,13 +207,37 @@ def parse_message(raw: Mapping[str, Any]) -> Message:
     return UnknownMessage(str(kind), raw)
 
 
+@dataclass(frozen=True)
+class ConnectionEvent:
+    """A change in a :class:`Subscriber`'s connection, told to its ``on_connection`` callback.
+
+    ``kind`` is ``"waiting"`` (no service: the first failed attempt, or the connection was
+    lost; ``reason`` says which) or ``"connected"`` (connected after waiting; ``reconnect``
+    is True when an earlier connection had been served, ``down_s`` how long it took).
+    """
+
+    kind: str
+    path: Path
+    reason: str = ""
+    reconnect: bool = False
+    down_s: float = 0.0
+
+
 class Subscriber:
     """Connects to the detection socket and yields messages, reconnecting with backoff.
 
     Iterating yields typed messages (``raw=False``) or the decoded dicts (``raw=True``).
-    When the service goes away, the subscriber waits ``backoff_initial_s``, then twice as
-    long each time up to ``backoff_max_s``, and connects again; with ``reconnect=False``
-    iteration ends instead. ``timeout_s`` bounds each wait for data (``TimeoutError``).
+    When the service is missing or goes away, the subscriber waits ``backoff_initial_s``,
+    then twice as long each time up to ``backoff_max_s``, and connects again; with
+    ``reconnect=False`` iteration ends when a connection ends, and a service missing at
+    the start raises ``ServiceUnavailableError`` at once.
+
+    ``connect_timeout_s`` bounds how long one stretch without a connection may last (at the
+    start, and after each loss when reconnecting): past it, ``ServiceUnavailableError``
+    names the socket, the cause and how to start the service. None (the default) retries
+    for ever when reconnecting. ``timeout_s`` bounds each wait for data once connected
+    (``TimeoutError``). ``on_connection`` is called with a :class:`ConnectionEvent` when the
+    service is found missing or comes back (from the iterating thread; keep it short).
     ``close()`` may be called from another thread to end iteration.
     """
 
@@ -217,14 +249,18 @@ class Subscriber:
         backoff_initial_s: float = 0.1,
         backoff_max_s: float = 5.0,
         timeout_s: float | None = None,
+        connect_timeout_s: float | None = None,
         raw: bool = False,
+        on_connection: Callable[[ConnectionEvent], None] | None = None,
     ) -> None:
         self.path = Path(path) if path is not None else client_socket_path()
         self.reconnect = reconnect
         self.backoff_initial_s = backoff_initial_s
         self.backoff_max_s = backoff_max_s
         self.timeout_s = timeout_s
+        self.connect_timeout_s = connect_timeout_s
         self.raw = raw
+        self.on_connection = on_connection
         self.connections = 0
         self._sock: socket.socket | None = None
         self._closed = threading.Event()
@@ -248,17 +284,33 @@ class Subscriber:
 
     def __iter__(self) -> Iterator[Any]:
         backoff_s = self.backoff_initial_s
+        down_since = time.monotonic()
+        waiting = False  # a "waiting" event was told for the current stretch without a connection
+        served_before = False
         while not self._closed.is_set():
             try:
                 sock = self._connect()
             except OSError as exc:
-                if not self.reconnect:
-                    raise ConnectionError(
-                        f"cannot connect to {self.path}: {exc.strerror or exc}; is robovision running?"
+                reason, error = self._unavailable(exc)
+                waited_s = time.monotonic() - down_since
+                if self.connect_timeout_s is None and not self.reconnect:
+                    raise error from None
+                if self.connect_timeout_s is not None and waited_s >= self.connect_timeout_s:
+                    raise ServiceUnavailableError(
+                        f"{error} (no connection for {self.connect_timeout_s:g} s)"
                     ) from None
+                if not waiting:
+                    waiting = True
+                    self._tell(ConnectionEvent("waiting", self.path, reason=reason))
                 log.debug("connect to %s failed (%s); retrying in %.2f s", self.path, exc, backoff_s)
+                if self.connect_timeout_s is not None:
+                    backoff_s = min(backoff_s, max(0.0, self.connect_timeout_s - waited_s))
                 backoff_s = self._back_off(backoff_s)
                 continue
+            if waiting:
+                down_s = time.monotonic() - down_since
+                self._tell(ConnectionEvent("connected", self.path, reconnect=served_before, down_s=down_s))
+            waiting = False
             served = False
             try:
                 for message in self._lines(sock):
@@ -270,20 +322,51 @@ class Subscriber:
                 self._sock = None
             if not self.reconnect or self._closed.is_set():
                 return
+            down_since = time.monotonic()
             if served:
+                served_before = True
                 backoff_s = self.backoff_initial_s
                 log.info("connection to %s lost; reconnecting", self.path)
+                waiting = True
+                self._tell(ConnectionEvent("waiting", self.path, reason="connection lost"))
             else:
                 # Refused (too many subscribers) or closed at once: do not hammer the service.
                 backoff_s = self._back_off(backoff_s)
 
+    def _unavailable(self, exc: OSError) -> tuple[str, ServiceUnavailableError]:
+        """A short reason and the error to raise for a failed connect, with the fix for its cause."""
+        start = "start it (`robovision run`, or `sudo systemctl start robovision` on the robot)"
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            return "no socket", ServiceUnavailableError(
+                f"no robovision service at {self.path}: the socket does not exist; {start}, "
+                "or connect to the socket path the service uses (--socket)"
+            )
+        if exc.errno == errno.ECONNREFUSED:
+            return "nothing answers", ServiceUnavailableError(
+                f"nothing answers at {self.path}: the service that made it has stopped; {start}"
+            )
+        if exc.errno in (errno.EACCES, errno.EPERM):
+            return "permission denied", ServiceUnavailableError(
+                f"may not connect to {self.path}: permission denied; join the socket's group "
+                "(sudo usermod -aG robovision $USER, then log in again)"
+            )
+        return exc.strerror or str(exc), ServiceUnavailableError(
+            f"cannot connect to {self.path}: {exc.strerror or exc}; is robovision running? {start}"
+        )
+
+    def _tell(self, event: ConnectionEvent) -> None:
+        if self.on_connection is not None:
+            self.on_connection(event)
+
     def _back_off(self, backoff_s: float) -> float:
         """Wait ``backoff_s`` (or until closed); the next wait, doubled up to the cap."""
         self._closed.wait(backoff_s)
-        return min(backoff_s * 2.0, self.backoff_max_s)
+        return min(max(backoff_s, self.backoff_initial_s) * 2.0, self.backoff_max_s)
 
     def _connect(self) -> socket.socket:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        # A service that stopped accepting (its backlog full) would hold a blocking connect.
+        sock.settimeout(self.connect_timeout_s if self.connect_timeout_s is not None else self.timeout_s)
         try:
             sock.connect(str(self.path))
         except OSError:

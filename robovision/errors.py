@@ -88,6 +88,17 @@ class ServiceError(RobovisionError):
     exit_code = EXIT_INTERNAL
 
 
+class ServiceUnavailableError(RobovisionError, ConnectionError):
+    """A subscriber found no detection service to read from: the socket is missing, nothing
+    answers on it, it may not be opened, or the service refused the connection.
+
+    For a subscriber the service is its source, hence ``EXIT_NO_SOURCE``. It is also a
+    ``ConnectionError``, so code catching that keeps working.
+    """
+
+    exit_code = EXIT_NO_SOURCE
+
+
 class SocketInUseError(ServiceError):
     """Another live service already answers on the detection socket."""
 
