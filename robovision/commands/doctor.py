@@ -1,17 +1,22 @@
 """``robovision doctor``: check what the service needs on this machine and name each fix.
 
 Checks, for the user the service runs as (``--user``, default: the current user): the
-config file, the camera device nodes and their permissions, membership of the ``video``
+config file, the source it names (picamera2 importable for a Pi camera, the path for a
+replay), the camera device nodes and their permissions, membership of the ``video``
 group, the interpreter packages and numpy, the model file and its card, and the socket
-folder. Exit code 1 when any check fails.
+folder. Python packages are checked in the interpreter running this command: run the
+service's own (``/opt/robovision/venv/bin/robovision doctor``). Exit code 1 when any
+check fails. A config that does not load skips the checks that depend on it.
 """
 
 from __future__ import annotations
 
 import argparse
 import grp
+import importlib
 import os
 import pwd
+import re
 import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -20,9 +25,16 @@ from typing import Any
 
 from robovision.config import DEFAULT_CONFIG_PATH, SYSTEM_SOCKET_PATH, Config, load_config
 from robovision.errors import EXIT_INTERNAL, EXIT_OK, RobovisionError
+from robovision.paths import shipped_model_path
 
-OK, WARN, FAIL = "ok", "warn", "FAIL"
+OK, WARN, FAIL, SKIP = "ok", "warn", "FAIL", "skip"
+PICAMERA2_FIX = (
+    "sudo apt install python3-picamera2, and make the service's venv with --system-site-packages "
+    "(python3 -m venv --system-site-packages VENV) so it sees that package; deploy/install.sh does both"
+)
+TRAIN_COMMAND = "robovision train --config models/toycar.train.toml --out models/"
 CAMERA_SCHEMES = ("picamera2", "camera", "v4l2", "/dev/video")
+PICAMERA_SPEC = re.compile(r"^picamera2(:\d+)?$")
 CAMERA_GROUP = "video"
 
 
@@ -97,8 +109,17 @@ def run_checks(config_path: Path | None, user: UserInfo, dev_dir: Path = Path("/
     checks: list[Check] = []
     config, config_check = check_config(config_path)
     checks.append(config_check)
-    uses_camera = config.source.spec.startswith(CAMERA_SCHEMES)
+    uses_camera = config is not None and config.source.spec.startswith(CAMERA_SCHEMES)
+    if config is not None:
+        checks.append(check_source(config))
     checks.append(check_video_group(user, required=uses_camera))
+    if config is None:
+        skipped = "not checked: the config above does not load, so its values are unknown"
+        checks.append(Check("camera nodes", SKIP, skipped))
+        checks.extend(check_interpreter("auto"))
+        checks.append(Check("model", SKIP, skipped))
+        checks.append(Check("socket folder", SKIP, skipped))
+        return checks
     checks.extend(check_camera_nodes(dev_dir, user, required=uses_camera))
     checks.extend(check_interpreter(config.model.backend))
     checks.append(check_model(config))
@@ -106,17 +127,47 @@ def run_checks(config_path: Path | None, user: UserInfo, dev_dir: Path = Path("/
     return checks
 
 
-def check_config(path: Path | None) -> tuple[Config, Check]:
+def check_config(path: Path | None) -> tuple[Config | None, Check]:
+    """The loaded config (None when it does not load) and the check's outcome."""
     try:
         config = load_config(path)
     except RobovisionError as exc:
-        return Config(), Check("config", FAIL, str(exc), "edit the file as the message says")
+        return None, Check("config", FAIL, str(exc), "edit the file as the message says")
     if config.file is None:
         return config, Check(
             "config", WARN, f"no {DEFAULT_CONFIG_PATH}; built-in defaults apply",
             "copy deploy/config.example.toml there to set the camera, model and socket",
         )
     return config, Check("config", OK, f"{config.file} is valid (source {config.source.spec})")
+
+
+def check_source(config: Config) -> Check:
+    """A Pi camera needs picamera2 importable; a replay, file or folder must exist."""
+    from robovision.service.runner import source_path
+
+    spec = config.source.spec
+    if PICAMERA_SPEC.match(spec):
+        return check_picamera2()
+    path = source_path(spec)
+    if path is None:
+        return Check("source", OK, f"{spec}: a camera or stream, opened (and retried) by the service")
+    if not path.exists():
+        return Check(
+            "source", FAIL, f"{spec} does not exist, so the service refuses to start (exit 2)",
+            "fix [source] spec (relative paths start from the config file's folder)",
+        )
+    return Check("source", OK, f"{spec} exists")
+
+
+def check_picamera2() -> Check:
+    """Whether ``picamera2`` imports in this interpreter (the Pi camera's library, from apt)."""
+    try:
+        module = importlib.import_module("picamera2")
+    except Exception as exc:  # an ImportError, or a broken libcamera binding failing on import
+        return Check("source", FAIL, f"picamera2 cannot be imported ({exc})", PICAMERA2_FIX)
+    version = getattr(module, "__version__", "")
+    where = Path(getattr(module, "__file__", "") or "?").parent
+    return Check("source", OK, f"picamera2 {version} importable from {where}".replace("  ", " "))
 
 
 def check_video_group(user: UserInfo, *, required: bool) -> Check:
@@ -212,6 +263,11 @@ def check_model(config: Config) -> Check:
         model = load_model(config)
     except RobovisionError as exc:
         fix = f"point [model] path at a .tflite file with its card {card.name}"
+        if not path.exists():
+            fix = (
+                f"point [model] path at the shipped model ({shipped_model_path()}), or rebuild it from "
+                f"the checkout: {TRAIN_COMMAND}"
+            )
         return Check("model", FAIL, str(exc), fix)
     card_note = f"card {card}" if card.exists() else "no card (defaults and a guessed decoder)"
     backend = model.interpreter.backend_name
@@ -223,16 +279,13 @@ def check_socket_folder(config: Config, user: UserInfo) -> Check:
     if config.socket.path is None and user.uid != os.getuid():
         socket_path = SYSTEM_SOCKET_PATH  # another user's checks are for the systemd service
     folder = socket_path.parent
-    if not folder.exists():
-        if folder == SYSTEM_SOCKET_PATH.parent:
-            return Check("socket folder", OK, f"{folder} is created by systemd (RuntimeDirectory=) at start")
-        parent = folder.parent
-        if parent.exists() and os.access(parent, os.W_OK):
-            return Check("socket folder", OK, f"{folder} will be created at start")
+    if socket_path.is_dir():
         return Check(
-            "socket folder", FAIL, f"{folder} does not exist and cannot be created",
-            "set [socket] path to a folder the service user can write",
+            "socket folder", FAIL, f"socket path {socket_path} is a folder",
+            f"give the socket file's path, e.g. {socket_path / 'detections.sock'}",
         )
+    if not folder.exists():
+        return _missing_socket_folder(folder, explicit=config.socket.path is not None)
     info = folder.stat()
     writable = user.uid == 0 or (info.st_uid == user.uid and info.st_mode & 0o300 == 0o300) or (
         info.st_gid in user.gids and info.st_mode & 0o030 == 0o030) or info.st_mode & 0o003 == 0o003
@@ -242,3 +295,20 @@ def check_socket_folder(config: Config, user: UserInfo) -> Check:
             f"chown {user.name} {folder}, or set [socket] path elsewhere",
         )
     return Check("socket folder", OK, f"{folder} is writable by {user.name}; socket {socket_path.name}")
+
+
+def _missing_socket_folder(folder: Path, *, explicit: bool) -> Check:
+    """The service makes only the default place's folder (systemd makes /run/robovision)."""
+    if folder == SYSTEM_SOCKET_PATH.parent:
+        return Check("socket folder", OK, f"{folder} is created by systemd (RuntimeDirectory=) at start")
+    if explicit:
+        return Check(
+            "socket folder", FAIL, f"{folder}, the folder of [socket] path, does not exist",
+            f"create it for the service user (mkdir -p {folder}) or choose a path in an existing folder",
+        )
+    if folder.parent.is_dir() and os.access(folder.parent, os.W_OK):
+        return Check("socket folder", OK, f"{folder} will be created at start")
+    return Check(
+        "socket folder", FAIL, f"{folder} does not exist and cannot be created",
+        "set [socket] path to a folder the service user can write",
+    )
