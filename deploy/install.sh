@@ -2,8 +2,10 @@
 # Install robovision as a systemd service on Raspberry Pi OS 64-bit (Bookworm or Trixie).
 #
 #   sudo deploy/install.sh              install or update, then start the service
-#   deploy/install.sh --dry-run         print every step without doing it
+#   deploy/install.sh --dry-run         print every step without doing it (on any machine:
+#                                       what does not fit is reported as a warning)
 #   sudo deploy/install.sh --force      also on a machine that is not a Raspberry Pi
+#   sudo deploy/install.sh --no-start   install and enable, but do not (re)start
 #
 # What it does (each step is skipped when already done, so running it again is safe):
 #   1. apt: python3-picamera2 (camera library, from Raspberry Pi OS) and python3-venv
@@ -32,7 +34,8 @@ FORCE=0
 START=1
 
 usage() {
-    sed -n '2,8p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    # The comment block at the top of this file, whole.
+    awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "${BASH_SOURCE[0]}"
     echo "options: --dry-run  --force  --no-start  --help"
 }
 
@@ -57,6 +60,7 @@ refuse() {
     echo "install.sh: $*" >&2
     exit 1
 }
+warn() { echo "install.sh: warning: $*" >&2; }
 
 # -- where are we ------------------------------------------------------------------------
 
@@ -86,12 +90,27 @@ case "$BOARD" in
     *"Raspberry Pi"*) ;;
     *) problems+=("this machine is not a Raspberry Pi ($BOARD); python3-picamera2 comes from Raspberry Pi OS") ;;
 esac
+MODEL="$SRC_DIR/models/toycar.tflite"
+MODEL_MISSING=0
+if [ ! -f "$MODEL" ]; then
+    MODEL_MISSING=1
+    fix="restore it (git checkout -- models/) or rebuild it (robovision train --config models/toycar.train.toml --out models/)"
+    problems+=("$MODEL is missing, so this checkout is incomplete: $fix")
+fi
 if [ ${#problems[@]} -gt 0 ]; then
-    for p in "${problems[@]}"; do echo "install.sh: $p" >&2; done
-    if [ "$FORCE" -eq 0 ]; then
-        refuse "refusing to install here; pass --force to go ahead anyway"
+    if [ "$DRY_RUN" -eq 1 ]; then
+        for p in "${problems[@]}"; do warn "$p"; done
+        if [ "$MODEL_MISSING" -eq 1 ]; then
+            warn "a real install stops here until the model is in place; the steps follow anyway"
+        elif [ "$FORCE" -eq 0 ]; then
+            warn "a real install here needs --force; the steps follow anyway"
+        fi
+    else
+        for p in "${problems[@]}"; do echo "install.sh: $p" >&2; done
+        [ "$MODEL_MISSING" -eq 0 ] || refuse "refusing to install without the model"
+        [ "$FORCE" -eq 1 ] || refuse "refusing to install here; pass --force to go ahead anyway"
+        note "--force given: going ahead anyway"
     fi
-    note "--force given: going ahead anyway"
 fi
 if [ "$DRY_RUN" -eq 0 ] && [ "$(id -u)" -ne 0 ]; then
     refuse "run it as root (sudo $0), or with --dry-run to see the steps"
