@@ -37,7 +37,9 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--threads", type=int, help="interpreter threads: 1 to 64, or 0 for the interpreter's default"
     )
-    parser.add_argument("--socket", type=Path, help="Unix socket path for subscribers")
+    parser.add_argument(
+        "--socket", type=Path, help="Unix socket path for subscribers (its folder must exist)"
+    )
     parser.add_argument("--fps", type=float, help="frames per second asked of the source")
     parser.add_argument("--size", type=_size_wh, metavar="WxH", help="frame size asked of the source")
     parser.add_argument("--no-loop", action="store_true", help="replay: stop at the end instead of looping")
