@@ -75,7 +75,7 @@ class AugmentConfig:
 @dataclass(frozen=True)
 class TrainConfig:
     seed: int = 20250
-    steps: int = 4500
+    steps: int = 6000
     batch_size: int = 24
     learning_rate: float = 3e-3
     warmup_steps: int = 150

@@ -25,8 +25,14 @@ from robovision.frame import PixelLayout
 from robovision.tensor_spec import TensorSpec
 from robovision.train.augment import Augmenter
 from robovision.train.config import Config
-from robovision.train.dataset import CachedImage, find_labelled_images, load_cached, read_name_list
-from robovision.train.scoring import Scored, score_images
+from robovision.train.dataset import (
+    CachedImage,
+    LabelledImage,
+    find_labelled_images,
+    load_cached,
+    read_name_list,
+)
+from robovision.train.scoring import DetectFn, Scored, score_images
 from robovision.train.targets import encode_targets
 
 log = logging.getLogger(__name__)
@@ -277,7 +283,7 @@ def _representative(
         yield (augmenter.sample(10_000_000 + i).image_rgb.astype(np.float32) / 255.0)[None]
 
 
-def _float_detector(model: Any, config: Config, floor: float) -> Any:
+def _float_detector(model: Any, config: Config, floor: float) -> DetectFn:
     """A ``DetectFn`` running the float Keras model through the runtime's preprocess and decoder."""
     from robovision.decoders import toycar
     from robovision.decoders.base import DecodeParams
@@ -308,7 +314,7 @@ def _float_detector(model: Any, config: Config, floor: float) -> Any:
 
 
 def _score_int8(
-    model_path: Path, floor: float, val_items: Sequence[Any], carfree_items: Sequence[Any]
+    model_path: Path, floor: float, val_items: Sequence[LabelledImage], carfree_items: Sequence[LabelledImage]
 ) -> tuple[Scored, Scored]:
     from robovision.model import Model
 
