@@ -194,3 +194,17 @@ def test_reference_loop_reports_why_it_cannot_run(tmp_path: Path) -> None:
         assert not here.usable and f"numpy {np.__version__}" in here.reason
     else:
         assert here.usable and here.versions["numpy"] == np.__version__
+
+
+def test_a_reference_loop_that_cannot_run_gives_its_reason_and_the_fix() -> None:
+    from robovision.bench.runner import _reference_result
+
+    reason = "tflite-runtime is not usable with this Python (/x/python): No module named 'tflite_runtime'"
+
+    result = _reference_result([], None, reason)  # type: ignore[arg-type]
+
+    assert result["status"] == "not measured"
+    assert result["reason"].startswith(reason)
+    assert "make setup-tflite" in result["reason"] and "--reference-python" in result["reason"]
+    skipped = _reference_result([], None, "not measured (--no-reference)")  # type: ignore[arg-type]
+    assert skipped["reason"] == "not measured (--no-reference)"

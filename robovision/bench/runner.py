@@ -114,7 +114,12 @@ def run_bench(settings: BenchSettings) -> dict[str, Any]:
             references = _rounds(settings, entries, replay, tmp, (reference, frames_npy))
         models = [
             _model_result(
-                settings, path, [e for e in entries if e.model.path == path], frames, references[path]
+                settings,
+                path,
+                [e for e in entries if e.model.path == path],
+                frames,
+                references[path],
+                reference_reason=reference.reason,
             )
             for path in _paths(entries)
         ]
@@ -236,6 +241,8 @@ def _model_result(
     entries: list[_Entry],
     frames: Sequence[np.ndarray],
     references: list[dict[str, Any]],
+    *,
+    reference_reason: str = "",
 ) -> dict[str, Any]:
     model = entries[0].model
     spec = model.input_spec
@@ -247,7 +254,7 @@ def _model_result(
         "input": {"shape": list(spec.shape), "dtype": str(spec.dtype)},
         "preprocess_alone_ms": percentiles(time_preprocess(model, frames, PREPROCESS_SAMPLES)),
         "backends": backends,
-        "reference": _reference_result(references, entries[0]),
+        "reference": _reference_result(references, entries[0], reference_reason),
     }
 
 
@@ -334,11 +341,19 @@ def _limiting_stage(
     return stage, medians[stage] / frame if frame > 0 else float("nan")
 
 
-def _reference_result(references: list[dict[str, Any]], entry: _Entry) -> dict[str, Any]:
+def _reference_result(
+    references: list[dict[str, Any]], entry: _Entry, runner_reason: str = ""
+) -> dict[str, Any]:
     errors = [str(r["error"]) for r in references if "error" in r]
     good = [r for r in references if "error" not in r]
     if not good:
-        return {"status": "not measured", "reason": errors[0] if errors else "not run"}
+        reason = errors[0] if errors else runner_reason or "not run"
+        if not errors and runner_reason and "--no-reference" not in runner_reason:
+            reason += (
+                "; set up the tflite-runtime environment with `make setup-tflite`, "
+                "or name a Python that has it with --reference-python"
+            )
+        return {"status": "not measured", "reason": reason}
     pipeline_fps = [run.fps for run in entry.pipelines]
     speedups = [fps * r["ms_p50"] / 1000.0 for fps, r in zip(pipeline_fps, references) if "error" not in r]
     return {

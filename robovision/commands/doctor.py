@@ -81,7 +81,7 @@ def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "doctor",
         help="check camera, permissions, interpreter, model and socket; name each fix",
-        description=__doc__,
+        description=(__doc__ or "").replace("``", ""),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--config", type=Path, help=f"config to check (default {DEFAULT_CONFIG_PATH})")
