@@ -169,7 +169,7 @@ def test_shipped_model_gives_the_same_detections_on_both_backends() -> None:
     # The runtimes' int8 kernels round differently by a few steps, so a detection scored at the
     # threshold may pass in one and not the other; any clearly above it must be in both.
     litert_model = load_shipped("litert")
-    margin = 0.02
+    margin = 0.03  # up to 6 quantization steps (0.023) seen on the bundled photographs
     clear = litert_model.params.score_threshold + margin
     litert = detect_validation(litert_model)
     tflite_runtime = detect_validation(load_shipped("tflite-runtime"))
