@@ -44,10 +44,20 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("--score-threshold", type=float, default=None, help="default: the card's threshold")
     parser.add_argument(
-        "--score-floor", type=float, default=DEFAULT_SCORE_FLOOR, help="lowest score kept for the PR curve"
+        "--score-floor",
+        type=float,
+        default=DEFAULT_SCORE_FLOOR,
+        help="lowest score kept for the PR curve (default %(default)s)",
     )
-    parser.add_argument("--backend", choices=("auto", "litert", "tflite-runtime"), default="auto")
-    parser.add_argument("--threads", type=int, default=None, help="interpreter threads")
+    parser.add_argument(
+        "--backend",
+        choices=("auto", "litert", "tflite-runtime"),
+        default="auto",
+        help="interpreter package (default: ai-edge-litert when it works)",
+    )
+    parser.add_argument(
+        "--threads", type=int, default=None, help="interpreter threads (default: the runtime's)"
+    )
     parser.add_argument("--plot", type=Path, default=None, help="write the precision-recall curve (PNG)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     parser.set_defaults(func=run)

@@ -21,7 +21,13 @@ def add_parser(subparsers: Any) -> None:
         ),
     )
     parser.add_argument("--config", type=Path, required=True, help="e.g. models/toycar.train.toml")
-    parser.add_argument("--out", type=Path, required=True, help="folder for the model, card and labels")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="folder for the model, card and labels; files of the same name there are replaced "
+        "(--out models/ replaces the shipped model; git keeps the old one)",
+    )
     parser.add_argument("--steps", type=int, default=None, help="override train.steps (for quick trials)")
     parser.set_defaults(func=run, default_verbosity=1)
 
