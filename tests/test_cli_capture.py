@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from robovision.errors import EXIT_CAMERA_BUSY, EXIT_NO_SOURCE, EXIT_OK, EXIT_USAGE
+from robovision.errors import EXIT_CAMERA_BUSY, EXIT_NO_SOURCE, EXIT_OK, EXIT_RUNTIME, EXIT_USAGE
 
 ROOT = Path(__file__).resolve().parent.parent
 FAKES = Path(__file__).resolve().parent / "fakes"
@@ -149,3 +149,38 @@ def test_verbose_flag_works_after_the_subcommand() -> None:
 
     assert result.returncode == EXIT_OK, result.stderr
     assert "INFO robovision.model" in result.stderr
+
+
+def _numpy2_beside_tflite_runtime() -> bool:
+    import importlib.metadata
+    import importlib.util
+
+    if importlib.util.find_spec("tflite_runtime") is None:
+        return False
+    return int(importlib.metadata.version("numpy").split(".")[0]) >= 2
+
+
+@pytest.mark.skipif(
+    not _numpy2_beside_tflite_runtime(), reason="needs tflite-runtime installed beside numpy 2 (.venv)"
+)
+def test_tflite_runtime_beside_numpy_2_exits_with_the_runtime_code() -> None:
+    result = run_cli("capture", "--source", str(PHOTO), "--model", str(SSD), "--backend", "tflite-runtime")
+
+    assert result.returncode == EXIT_RUNTIME, result.stderr
+    assert "numpy" in result.stderr and "pip install ai-edge-litert" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_no_interpreter_installed_exits_with_the_runtime_code() -> None:
+    code = (
+        "import sys\n"
+        "sys.modules['ai_edge_litert'] = None\n"
+        "sys.modules['tflite_runtime'] = None\n"
+        "from robovision.cli import main\n"
+        "raise SystemExit(main(['capture', *sys.argv[1:]]))\n"
+    )
+
+    result = run_cli("--source", str(PHOTO), "--model", str(SSD), python_code=code)
+
+    assert result.returncode == EXIT_RUNTIME, result.stderr
+    assert "ai-edge-litert" in result.stderr and "tflite-runtime" in result.stderr
