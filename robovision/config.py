@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
+from robovision.backend_names import BACKEND_CHOICES
 from robovision.errors import ConfigError
 from robovision.paths import shipped_model_path
 
@@ -51,7 +52,6 @@ holds about four detection messages of 0.5-1.5 kB (each takes about 2 kB of it),
 that stalls finds at most a few old lines before its ``gap`` message, where the system default
 (208 KiB) held about 90."""
 
-BACKENDS = ("auto", "litert", "tflite-runtime")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
@@ -277,7 +277,7 @@ KEYS: dict[str, dict[str, Converter]] = {
     },
     "model": {
         "path": _path,
-        "backend": _choice(*BACKENDS),
+        "backend": _choice(*BACKEND_CHOICES),
         "num_threads": _optional(_integer(1, 64), "the interpreter's default"),
         "score_threshold": _number(0.0, 1.0),
         "max_detections": _integer(1, 1000),

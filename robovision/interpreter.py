@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from robovision.backend_names import BACKEND_CHOICES, BACKENDS
 from robovision.errors import (
     ConfigError,
     ModelFormatError,
@@ -44,8 +45,6 @@ from robovision.tensor_spec import TensorSpec
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("litert", "tflite-runtime")
-BACKEND_CHOICES = ("auto", *BACKENDS)
 
 
 @dataclass(frozen=True)

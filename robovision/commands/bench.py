@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from robovision.backend_names import BACKENDS
 from robovision.errors import EXIT_OK, ConfigError
 
 
@@ -41,7 +42,7 @@ def add_parser(subparsers: Any) -> None:
         "--backend",
         action="append",
         dest="backends",
-        choices=("litert", "tflite-runtime"),
+        choices=BACKENDS,
         help="only this backend (repeat for more; default: every usable one)",
     )
     parser.add_argument(

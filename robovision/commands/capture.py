@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from robovision.backend_names import BACKEND_CHOICES
 from robovision.errors import EXIT_OK, ConfigError, RobovisionError, SourceError
 from robovision.paths import shipped_model_path
 
@@ -37,7 +38,7 @@ def add_parser(subparsers: Any) -> None:
         default=None,
         help="TFLite model with its card beside it (default: the shipped toy-car model)",
     )
-    parser.add_argument("--backend", choices=("auto", "litert", "tflite-runtime"), default="auto")
+    parser.add_argument("--backend", choices=BACKEND_CHOICES, default="auto")
     parser.add_argument("--threads", type=int, default=None, help="interpreter threads")
     parser.add_argument("--score-threshold", type=float, default=None, help="override the card's")
     parser.add_argument("--hfov", type=float, default=None, help="horizontal field of view, degrees")

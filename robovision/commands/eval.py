@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from robovision.backend_names import BACKEND_CHOICES
 from robovision.errors import EXIT_OK, ConfigError
 
 if TYPE_CHECKING:
@@ -51,7 +52,7 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--backend",
-        choices=("auto", "litert", "tflite-runtime"),
+        choices=BACKEND_CHOICES,
         default="auto",
         help="interpreter package (default: ai-edge-litert when it works)",
     )

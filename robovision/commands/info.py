@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from robovision.backend_names import BACKEND_CHOICES
 from robovision.errors import EXIT_OK, ConfigError
 
 if TYPE_CHECKING:
@@ -30,7 +31,7 @@ def add_parser(subparsers: Any) -> None:
         ),
     )
     parser.add_argument("model", type=Path, help="a .tflite file")
-    parser.add_argument("--backend", choices=("auto", "litert", "tflite-runtime"), default="auto")
+    parser.add_argument("--backend", choices=BACKEND_CHOICES, default="auto")
     parser.add_argument("--threads", type=int, default=None, help="interpreter threads (default: backend's)")
     parser.add_argument(
         "--no-xnnpack", action="store_true", help="builtin kernels only, without the default XNNPACK delegate"

@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from robovision.backend_names import BACKEND_CHOICES
 from robovision.config import CAMERA_HFOV_DEG, DEFAULT_CONFIG_PATH
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--config", type=Path, help=f"TOML config (default {DEFAULT_CONFIG_PATH})")
     parser.add_argument("--source", help="source spec: picamera2:0, replay:FOLDER, /dev/video0, ...")
     parser.add_argument("--model", type=Path, help="TFLite model with its card beside it")
-    parser.add_argument("--backend", choices=("auto", "litert", "tflite-runtime"))
+    parser.add_argument("--backend", choices=BACKEND_CHOICES)
     parser.add_argument(
         "--threads", type=int, help="interpreter threads: 1 to 64, or 0 for the interpreter's default"
     )
